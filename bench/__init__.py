@@ -1,0 +1,3 @@
+"""noisybench: the ``bench`` command, the shared trainer, models and protocols."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Dataset registry and the in-memory :class:`Dataset` every loader returns.
+
+Loaders only load: no label noise is applied here (that is ``noise/``).  A
+loader is a function ``(root: Path, download: bool) -> Dataset`` registered
+under a name with :func:`register_dataset`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bench.errors import BenchError
+
+DATA_ROOT_ENV = "NOISYBENCH_DATA"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled image dataset held in memory as uint8 arrays.
+
+    ``train_labels`` are the clean training labels, or ``None`` for datasets
+    whose only training labels are noisy (Animal-10N, Clothing1M, Food-101N);
+    those come in ``own_noisy_labels`` and are used by the ``real`` noise spec.
+    ``asym_map`` is the class-dependent flip map of the ``asym`` noise spec
+    (source class -> target class), ``None`` when the dataset has none.
+    """
+
+    name: str
+    train_images: np.ndarray  # uint8, (N, C, H, W)
+    train_labels: np.ndarray | None  # int64, (N,), clean
+    test_images: np.ndarray  # uint8, (M, C, H, W)
+    test_labels: np.ndarray  # int64, (M,)
+    class_names: tuple[str, ...]
+    asym_map: dict[int, int] | None = None
+    own_noisy_labels: np.ndarray | None = None
+    # Published rate of the dataset's own noise, for methods that need a rate
+    # (Co-teaching's forget rate) where no clean labels exist to measure it.
+    own_noise_rate: float | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+
+Loader = Callable[[Path, bool], Dataset]
+_LOADERS: dict[str, Loader] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_dataset(name: str, description: str = ""):
+    """Decorator: register ``fn(root, download) -> Dataset`` under ``name``."""
+
+    def decorate(fn: Loader) -> Loader:
+        if name in _LOADERS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _LOADERS[name] = fn
+        _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        return fn
+
+    return decorate
+
+
+def dataset_names() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def describe_datasets() -> dict[str, str]:
+    return {name: _DESCRIPTIONS[name] for name in dataset_names()}
+
+
+def check_dataset_name(name: str) -> None:
+    if name not in _LOADERS:
+        raise BenchError(
+            f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
+        )
+
+
+def resolve_data_root(root: str | os.PathLike | None) -> Path:
+    """``--data-root`` if given, else $NOISYBENCH_DATA, else ./data."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else Path("data")
+
+
+_CACHE: dict[tuple[str, str], Dataset] = {}
+
+
+def load(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
+    """Load a registered dataset (cached per process: a sweep loads it once)."""
+    check_dataset_name(name)
+    resolved = resolve_data_root(root)
+    key = (name, str(resolved.resolve()))
+    if key not in _CACHE:
+        _CACHE[key] = _LOADERS[name](resolved, download)
+    return _CACHE[key]
