@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:  # annotation only: streaming imports torch, registry stays light
+    from datasets.streaming import JpegStream
 
 DATA_ROOT_ENV = "NOISYBENCH_DATA"
 
@@ -41,6 +44,12 @@ class Dataset:
     # (Co-teaching's forget rate) where no clean labels exist to measure it.
     own_noise_rate: float | None = None
     extras: dict = field(default_factory=dict)
+    # Datasets too large to decode into memory (Clothing1M, Food-101N) leave
+    # train_images/test_images as empty (0, 3, 224, 224) arrays and deliver
+    # their images as decoded, augmented uint8 batches from these streams;
+    # own_noisy_labels / test_labels still hold one label per stream item.
+    train_stream: JpegStream | None = None
+    test_stream: JpegStream | None = None
 
     @property
     def num_classes(self) -> int:
