@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.errors import BenchError
+from noise._dataset import training_size
 from noise.registry import get_kind
 from noise.sampling import empirical_transition, noise_generator, realised_rate
 from noise.spec import NoiseSpec, parse_noise
@@ -114,8 +115,9 @@ def apply_noise(
     sampled = kind.sample(spec, dataset, rng, _data_root(data_root))
 
     labels = np.ascontiguousarray(sampled.labels, dtype=np.int64)
-    if labels.shape != (dataset.num_train,):
-        raise AssertionError(f"noise kind {spec.kind} returned labels of shape {labels.shape}, not ({dataset.num_train},)")
+    expected_shape = (training_size(dataset),)
+    if labels.shape != expected_shape:
+        raise AssertionError(f"noise kind {spec.kind} returned labels of shape {labels.shape}, not {expected_shape}")
     clean = dataset.train_labels
     empirical = rate = None
     if clean is not None:

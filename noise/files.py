@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.errors import BenchError
+from noise._dataset import training_size
 
 if TYPE_CHECKING:
     from datasets.registry import Dataset
@@ -62,7 +63,7 @@ def load_label_file(path: str | os.PathLike, dataset: "Dataset") -> np.ndarray:
             f"label file {shown} has shape {labels.shape}; it must be 1-D with one class index per "
             f"training sample (not one-hot: save labels.argmax(1))"
         )
-    expected = dataset.num_train
+    expected = training_size(dataset)
     if len(labels) != expected:
         raise BenchError(
             f"label file {shown} has {len(labels):,} labels but {dataset.name} has {expected:,} training "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.errors import BenchError
+from noise._dataset import training_size
 
 if TYPE_CHECKING:
     from datasets.registry import Dataset
@@ -137,7 +138,7 @@ def human_labels(label_set: HumanLabelSet, dataset: "Dataset", data_root: Path) 
                 f"it is not the {label_set.file_name} of {CIFAR_N_SOURCE}: download it again"
             )
     noisy, clean = arrays[label_set.key], arrays[CLEAN_KEY]
-    expected = dataset.num_train
+    expected = training_size(dataset)
     if len(noisy) != expected or len(clean) != expected:
         raise BenchError(
             f"{path} has {len(noisy):,} labels under {label_set.key!r} but {dataset.name} has {expected:,} "
@@ -174,9 +175,9 @@ def own_noisy_labels(dataset: "Dataset") -> np.ndarray:
         raise BenchError(f"dataset {dataset.name} has no noisy labels of its own for 'real'; use {suggestion}")
     labels = np.asarray(labels)
     # These come from a loader, not the user: a wrong shape here is a loader bug.
-    if labels.shape != (dataset.num_train,) or not np.issubdtype(labels.dtype, np.integer):
+    if labels.shape != (training_size(dataset),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"{dataset.name}.own_noisy_labels must be integer of shape ({dataset.num_train},), "
+            f"{dataset.name}.own_noisy_labels must be integer of shape ({training_size(dataset)},), "
             f"got {labels.dtype} {labels.shape}"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= dataset.num_classes):

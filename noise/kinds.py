@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.errors import BenchError
+from noise._dataset import training_size
 from noise.files import load_label_file
 from noise.human import HUMAN_LABEL_SETS, human_labels, own_noisy_labels, variants_of
 from noise.instance import part_dependent_labels
@@ -87,11 +88,21 @@ def sample_asymmetric(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Gene
     return _from_transition(transition, dataset, rng, rate)
 
 
+def check_instance(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
+    # Streamed datasets (Clothing1M, Food-101N) keep no images in memory to project.
+    if len(dataset.train_images) != training_size(dataset):
+        raise BenchError(
+            f"{spec.text} needs the training images in memory, but dataset {dataset.name} streams them; "
+            f"use a class-dependent spec such as sym:{spec.rate!r} or pair:{spec.rate!r}"
+        )
+
+
 @register_kind(
     "inst",
     takes=TAKES_RATE,
     syntax="inst:R",
     description="instance-dependent (part-dependent) noise of mean rate ~R (Xia et al. 2020)",
+    check=check_instance,
 )
 def sample_instance(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     rate = float(spec.rate)  # type: ignore[arg-type]
