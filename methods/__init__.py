@@ -1,1 +1,10 @@
-"""methods"""
+"""Noisy-label methods, one file each.  Importing the package registers all of them."""
+from methods.registry import (  # noqa: F401
+    build_hparams,
+    build_method,
+    describe_methods,
+    get_method,
+    method_names,
+    register,
+)
+from methods import standard  # noqa: F401

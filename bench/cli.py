@@ -1,0 +1,187 @@
+"""The ``bench`` command.
+
+Bad input ends in one line on stderr (``bench: error: ...``) and exit status 2, with
+nothing written.  Sub-commands living in other packages register themselves through
+``COMMAND_MODULES``: each module has ``register_commands(subparsers)``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+# Modules that add sub-commands; each defines register_commands(subparsers).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), like every other input error."""
+
+    def error(self, message: str):  # noqa: D401 -- argparse's API
+        raise BenchError(f"{message} (see `{self.prog} --help`)")
+
+
+def check_datasets_package() -> None:
+    """`datasets` shares its name with Hugging Face's library: make sure it is ours."""
+    import datasets
+
+    location = Path(getattr(datasets, "__file__", "") or "").resolve()
+    if PROJECT_ROOT not in location.parents or not hasattr(datasets, "PROJECT_MARKER"):
+        raise BenchError(
+            f"the imported `datasets` package is {location}, not noisybench's ({PROJECT_ROOT / 'datasets'}); "
+            "install noisybench in its own virtual environment (pip install -e .) or uninstall the other `datasets`"
+        )
+
+
+# --------------------------------------------------------------------------------------
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methods", default="standard", help="comma-separated methods (bench list)")
+    p.add_argument("--noise", default="sym:0.4", help="comma-separated noise specs, e.g. sym:0.4,pair:0.45")
+    p.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or an inclusive range A-B")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--protocol", default=None, help="recipe (default: quick on digits, lend-paper elsewhere)")
+    p.add_argument("--model", default=None, help="override the protocol's model")
+    p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
+    p.add_argument("--hp", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="hyperparameter override (repeatable, or comma-separated)")
+    p.add_argument("--data-root", default=None, help="dataset root (default: $NOISYBENCH_DATA, else ./data)")
+    p.add_argument("--results", default="runs", help="results directory (default: ./runs)")
+
+
+def sweep_request(args):
+    from bench.sweep import SweepRequest
+
+    return SweepRequest(methods=args.methods, noise=args.noise, seeds=args.seeds, dataset=args.dataset,
+                        protocol=args.protocol, model=args.model, epochs=args.epochs,
+                        batch_size=args.batch_size, hp=tuple(args.hp), data_root=args.data_root)
+
+
+def print_table(results: str, fmt: str = "markdown", specs=None) -> int:
+    from results.aggregate import load_trials, summarize
+    from results.tables import render
+
+    trials = load_trials(results)
+    if specs is not None and not trials.empty:
+        wanted = {str(Path(results) / s.dirname) for s in specs}
+        trials = trials[trials["path"].isin(wanted)]
+    if trials.empty:
+        print(f"no finished trials under {results}", file=sys.stderr)
+        return 1
+    print(render(summarize(trials), fmt), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bench.sweep import build_specs, run_inline
+
+    specs = build_specs(sweep_request(args))
+    counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
+                        checkpoint_every=args.checkpoint_every)
+    print()
+    print_table(args.results, "markdown", specs)
+    return 1 if counts["failed"] else 0
+
+
+def cmd_table(args) -> int:
+    if not Path(args.results).is_dir():
+        raise BenchError(f"--results {args.results}: no such directory; run `bench run` first or point at a results dir")
+    from results.aggregate import load_trials
+
+    if load_trials(args.results).empty:
+        raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
+    return print_table(args.results, args.format)
+
+
+def cmd_noise(args) -> int:
+    import numpy as np
+
+    import datasets
+    import noise
+
+    spec = noise.parse_noise(args.noise)
+    dataset = datasets.load(args.dataset, args.data_root)
+    noise.check_noise_for_dataset(spec, dataset, data_root=args.data_root)
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise BenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    noisy = noise.apply_noise(spec, dataset, args.seed, data_root=args.data_root)
+    if out is not None:
+        noise.save_labels(out, np.asarray(noisy.labels, dtype=np.int64))
+    print(noise.format_noise_report(noisy, dataset.class_names))
+    if out is not None:
+        print(f"wrote {len(noisy.labels)} noisy training labels (int64, training order) to {out}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    import datasets
+    import noise
+    from bench.models import describe_models
+    from bench.protocols import PROTOCOLS
+    from methods import describe_methods
+
+    sections = [("methods", describe_methods()), ("datasets", datasets.describe_datasets()),
+                ("models", describe_models()), ("protocols", PROTOCOLS), ("noise types", noise.noise_kinds())]
+    for title, entries in sections:
+        print(f"{title}:")
+        width = max((len(k) for k in entries), default=0)
+        for key, text in entries.items():
+            print(f"  {key:<{width}}  {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="bench", description="noisybench: compare learning-with-noisy-labels methods")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+
+    p = sub.add_parser("run", help="train a sweep (methods x noise x seeds) and print its table")
+    add_sweep_arguments(p)
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="save a resumable checkpoint every N epochs (default 1)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("table", help="the table of a results directory")
+    p.add_argument("--results", default="runs")
+    p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    p.set_defaults(handler=cmd_table)
+
+    p = sub.add_parser("noise", help="sample noisy labels, print the realised rate and matrices")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--noise", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the noisy training labels here (.npy, int64)")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(handler=cmd_noise)
+
+    p = sub.add_parser("list", help="methods, datasets, models, protocols and noise types")
+    p.set_defaults(handler=cmd_list)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        check_datasets_package()
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; unfinished trials resume from their last checkpoint on the next run",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""TrialSpec: one trial as plain data.  Its hash names its directory in the store."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything that decides a trial's numbers (the data root and device do not)."""
+
+    dataset: str
+    method: str
+    noise: str  # canonical noise spec text, e.g. "sym:0.4"
+    seed: int
+    protocol: str
+    model: str | None = None  # --model override of the protocol's model
+    epochs: int | None = None
+    batch_size: int | None = None
+    hparams: tuple[tuple[str, str], ...] = ()  # sorted (name, value-as-text) overrides
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["hparams"] = dict(self.hparams)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrialSpec":
+        data = dict(data)
+        data["hparams"] = tuple(sorted((str(k), str(v)) for k, v in dict(data.get("hparams") or {}).items()))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def dirname(self) -> str:
+        """Readable prefix for people browsing runs/, the hash for uniqueness."""
+        noise = re.sub(r"[^A-Za-z0-9.]+", "-", self.noise)[:24]
+        return f"{self.dataset}_{self.method}_{noise}_s{self.seed}_{self.hash}"
+
+    def label(self) -> str:
+        return f"{self.method} {self.noise} seed {self.seed}"

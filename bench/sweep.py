@@ -1,0 +1,138 @@
+"""From the command line's lists to validated TrialSpecs, and the inline launcher.
+
+Everything a sweep could trip over (an unknown method, a malformed noise spec, a noise
+type the dataset cannot take, a missing data root, a bad --hp) is checked here, before
+any trial directory is written.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import datasets
+import noise
+from bench.errors import BenchError
+from bench.models import check_model_name
+from bench.protocols import check_protocol_name, default_protocol, resolve_recipe
+from bench.spec import TrialSpec
+from methods import build_hparams, get_method
+from results.store import DONE, TrialStore
+
+
+def split_list(text: str | None, what: str) -> list[str]:
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if not items:
+        raise BenchError(f"--{what} is empty; give a comma-separated list, e.g. --{what} " +
+                         {"methods": "standard,coteaching", "noise": "sym:0.4,pair:0.45"}.get(what, "a,b"))
+    return list(dict.fromkeys(items))  # keep order, drop repeats
+
+
+def parse_seeds(text: str | int) -> list[int]:
+    """``N`` -> seeds 0..N-1; ``A-B`` -> A..B inclusive."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        n = int(text)
+        if n < 1:
+            raise BenchError("--seeds 0: give at least one seed, e.g. --seeds 3 (seeds 0,1,2) or --seeds 3-5")
+        return list(range(n))
+    match = re.fullmatch(r"(\d+)-(\d+)", text)
+    if match and int(match.group(1)) <= int(match.group(2)):
+        return list(range(int(match.group(1)), int(match.group(2)) + 1))
+    raise BenchError(f"--seeds {text}: expected N (seeds 0..N-1) or an inclusive range A-B with A <= B, e.g. 3-5")
+
+
+def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str, dict[str, str]]:
+    """``--hp lend.k=8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per-method dicts."""
+    result: dict[str, dict[str, str]] = {}
+    for chunk in assignments or []:
+        for item in filter(None, (s.strip() for s in chunk.split(","))):
+            match = re.fullmatch(r"([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.+)", item)
+            if not match:
+                raise BenchError(f"--hp {item}: expected METHOD.NAME=VALUE, e.g. --hp lend.k=8")
+            method, name, value = match.groups()
+            if method not in methods:
+                raise BenchError(f"--hp {item}: method {method!r} is not in --methods ({','.join(methods)})")
+            result.setdefault(method, {})[name] = value.strip()
+    return result
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    methods: str
+    noise: str
+    seeds: str
+    dataset: str = "digits"
+    protocol: str | None = None
+    model: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    hp: tuple[str, ...] = ()
+    data_root: str | None = None
+
+
+def build_specs(req: SweepRequest) -> list[TrialSpec]:
+    """Validate the whole request and return the product methods x noise x seeds."""
+    datasets.check_dataset_name(req.dataset)
+    protocol = req.protocol or default_protocol(req.dataset)
+    check_protocol_name(protocol)
+    if req.model is not None:
+        check_model_name(req.model)
+    for flag, value in (("epochs", req.epochs), ("batch-size", req.batch_size)):
+        if value is not None and value < 1:
+            raise BenchError(f"--{flag} {value}: must be at least 1")
+    methods = split_list(req.methods, "methods")
+    for name in methods:
+        get_method(name)
+    hp = parse_hp(req.hp, methods)
+    for name in methods:
+        build_hparams(name, hp.get(name))  # type-checks every override now, not mid-sweep
+    seeds = parse_seeds(req.seeds)
+    noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
+    dataset = datasets.load(req.dataset, req.data_root)  # a missing data root fails here
+    for spec in noise_specs:
+        noise.check_noise_for_dataset(spec, dataset, data_root=req.data_root)
+    for name in methods:
+        resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs, batch_size=req.batch_size)
+    return [
+        TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
+                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(hp.get(m, {}).items())))
+        for m, n, s in itertools.product(methods, noise_specs, seeds)
+    ]
+
+
+def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
+    head = f"[{i}/{total}] {spec.method:<12} {spec.noise:<10} seed {spec.seed}"
+    if summary.get("state") == "failed":
+        return f"{head}: FAILED after {summary['seconds']:.1f} s: {summary['error']}"
+    resumed = f", resumed at epoch {summary['resumed_from']}" if summary.get("resumed_from") else ""
+    return (f"{head}: best {100 * summary['best']:.2f} (epoch {summary['best_epoch']}) "
+            f"last {100 * summary['last']:.2f}  {summary['seconds']:.1f} s{resumed}")
+
+
+def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=None,
+               echo: Callable[[str], None] = print, checkpoint_every: int = 1) -> dict[str, int]:
+    """Run the trials not yet done, one after another, in this process."""
+    from bench.train import resolve_device, run_trial
+
+    store = TrialStore(results_root)
+    todo = [s for s in specs if store.state(s) != DONE]
+    skipped = len(specs) - len(todo)
+    if skipped:
+        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
+    torch_device = resolve_device(device)
+    counts = {"done": skipped, "failed": 0}
+    show_progress = sys.stdout.isatty()
+    started = time.perf_counter()
+    for i, spec in enumerate(todo, 1):
+        summary = run_trial(spec, results_root, device=torch_device, data_root=data_root,
+                            show_progress=show_progress, checkpoint_every=checkpoint_every)
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(i, len(todo), spec, summary))
+    if todo:
+        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
+             f"({counts['failed']} failed) on {torch_device}")
+    return counts

@@ -1,0 +1,550 @@
+"""The shared trainer: one trial, any method, CPU or GPU.
+
+Written for the GPU (airbench-style) and correct on the CPU:
+- the training set lives on the device as uint8; batches are gathered by index and carry
+  their sample indices; pad-4 random crop + flip run batched on the device;
+- bf16 autocast and channels_last on CUDA only, fp32 on the CPU;
+- no host sync inside the step: losses and diagnostics accumulate in device tensors and
+  are read once per epoch;
+- every source of randomness is a Generator seeded from the spec (and the epoch), so an
+  interrupted trial resumed from its checkpoint reproduces the uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import datasets
+import noise
+from bench.errors import BenchError
+from bench.models import build_model
+from bench.protocols import Recipe, resolve_recipe
+from bench.seeding import derive_seed
+from bench.spec import TrialSpec
+from methods import build_method
+from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from results.store import TrialDir, TrialStore, atomic_write_json
+
+EVAL_BATCH = 1024
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite training loss: the trial fails visibly instead of training on NaNs."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+# --------------------------------------------------------------------------------------
+# Data on the device
+# --------------------------------------------------------------------------------------
+def split_validation(num_train: int, fraction: float, seed_parts: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices): a seeded random split of the noisy training set.
+
+    Seeded by (dataset, noise, seed) only, so every method of a seed holds out the same samples.
+    """
+    if fraction <= 0:
+        return np.arange(num_train), np.arange(0)
+    rng = np.random.default_rng(derive_seed("validation-split", *seed_parts))
+    order = rng.permutation(num_train)
+    num_val = int(round(fraction * num_train))
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+class DeviceData:
+    """Training and test sets as uint8 tensors on the device, with their labels."""
+
+    def __init__(self, dataset, noisy_labels: np.ndarray, recipe: Recipe, device: torch.device,
+                 train_idx: np.ndarray, val_idx: np.ndarray):
+        self.device = device
+        self.augment = recipe.augment
+        self.images = torch.from_numpy(np.ascontiguousarray(dataset.train_images)).to(device)
+        self.noisy = torch.from_numpy(noisy_labels.astype(np.int64)).to(device)
+        self.has_clean = dataset.train_labels is not None
+        clean = dataset.train_labels if self.has_clean else noisy_labels
+        self.clean = torch.from_numpy(np.asarray(clean, dtype=np.int64)).to(device)
+        self.is_clean = (self.noisy == self.clean).float()
+        self.test_images = torch.from_numpy(np.ascontiguousarray(dataset.test_images)).to(device)
+        self.test_labels = torch.from_numpy(dataset.test_labels.astype(np.int64)).to(device)
+        self.train_idx = torch.from_numpy(train_idx).to(device)
+        self.val_idx = torch.from_numpy(val_idx).to(device)
+        c = self.images.shape[1]
+        if recipe.normalize:
+            # Statistics of the training images only (never the test set).
+            flat = self.images.transpose(0, 1).reshape(c, -1).float() / 255.0
+            self.mean = flat.mean(dim=1).view(1, c, 1, 1)
+            self.std = flat.std(dim=1).clamp_min(1e-3).view(1, c, 1, 1)
+        else:
+            self.mean = torch.zeros(1, c, 1, 1, device=device)
+            self.std = torch.ones(1, c, 1, 1, device=device)
+        self.channels_last = device.type == "cuda" and self.images.dim() == 4
+
+    def to_input(self, images_uint8: Tensor) -> Tensor:
+        x = (images_uint8.float() / 255.0 - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train_input(self, index: Tensor, generator: torch.Generator | None) -> Tensor:
+        x = self.images[index]
+        if self.augment and generator is not None:
+            x = random_crop_flip(x, generator, padding=4)
+        return self.to_input(x)
+
+
+def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Batched torchvision ``RandomCrop(size, padding=4)`` + ``RandomHorizontalFlip()``.
+
+    Zero padding, a uniform offset in [0, 2*padding] per sample and axis, and a flip with
+    probability 1/2 -- the same distribution as the per-sample transforms, in three gathers.
+    """
+    n, c, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (padding, padding, padding, padding))
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, device=device)
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    rows = offsets[:, 0:1] + torch.arange(h, device=device)  # (n, h)
+    cols = offsets[:, 1:2] + torch.arange(w, device=device)  # (n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch_index = torch.arange(n, device=device)[:, None, None, None]
+    channel_index = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+# --------------------------------------------------------------------------------------
+# The optimiser and its schedule
+# --------------------------------------------------------------------------------------
+def build_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    fused = all(p.is_cuda for p in params) and len(params) > 0
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                               nesterov=recipe.nesterov, fused=fused or None)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, betas=(recipe.momentum, 0.999),
+                                weight_decay=recipe.weight_decay, fused=fused or None)
+    raise BenchError(f"unknown optimizer {recipe.optimizer!r} in the protocol; use sgd or adam")
+
+
+def lr_and_beta1(recipe: Recipe, epoch: int) -> tuple[float, float]:
+    """Learning rate (and Adam's beta1) for 0-based ``epoch``: a pure function, so a resumed
+    trial needs no scheduler state."""
+    if recipe.schedule == "constant":
+        return recipe.lr, recipe.momentum
+    if recipe.schedule == "multistep":
+        drops = sum(1 for m in recipe.milestones if epoch >= m)
+        return recipe.lr * recipe.lr_gamma**drops, recipe.momentum
+    if recipe.schedule == "coteaching":
+        # bhanML/Co-teaching: alpha_plan[e] = (n_epoch - e)/(n_epoch - decay_start) * lr and
+        # beta1_plan[e] = 0.1 for e >= decay_start (epochs counted from 0).
+        if epoch < recipe.decay_start:
+            return recipe.lr, recipe.momentum
+        frac = (recipe.epochs - epoch) / max(1, recipe.epochs - recipe.decay_start)
+        return recipe.lr * frac, 0.1
+    raise BenchError(f"unknown schedule {recipe.schedule!r} in the protocol")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, beta1: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if "betas" in group:
+            group["betas"] = (beta1, group["betas"][1])
+
+
+# --------------------------------------------------------------------------------------
+# Metrics accumulated on the device
+# --------------------------------------------------------------------------------------
+class EpochMeter:
+    """Sums kept as device tensors during an epoch and read with one host sync at its end."""
+
+    def __init__(self, device: torch.device, has_clean: bool):
+        self.device = device
+        self.has_clean = has_clean
+        self.sums: dict[str, Tensor] = {}
+        self.steps = 0
+
+    def _add(self, key: str, value: Tensor) -> None:
+        value = value.detach().float()
+        if key in self.sums:
+            self.sums[key] = self.sums[key] + value
+        else:
+            self.sums[key] = value.clone()
+
+    def add(self, out: StepOutput, clean: Tensor, is_clean: Tensor, num: int) -> None:
+        self.steps += 1
+        self._add("loss", out.loss)
+        self._add("samples", torch.tensor(float(num), device=self.device))
+        if self.has_clean:
+            self._add("clean", is_clean.sum())
+        for name, weight in out.selected.items():
+            weight = weight.detach().float()
+            self._add(f"sel/{name}/w", weight.sum())
+            if self.has_clean:
+                self._add(f"sel/{name}/w_clean", (weight * is_clean).sum())
+                self._add(f"sel/{name}/w_noisy", (weight * (1 - is_clean)).sum())
+        if self.has_clean:
+            for name, predicted in out.relabelled.items():
+                self._add(f"rel/{name}", (predicted == clean).float().sum())
+        for name, value in out.stats.items():
+            self._add(f"stat/{name}", value)
+
+    def read(self) -> dict[str, float]:
+        keys = list(self.sums)
+        values = torch.stack([self.sums[k] for k in keys]).tolist() if keys else []
+        sums = dict(zip(keys, values))
+        n = max(sums.get("samples", 0.0), 1.0)
+        clean = sums.get("clean", 0.0)
+        noisy = n - clean
+        out = {"train_loss": sums.get("loss", float("nan")) / max(self.steps, 1)}
+        names = {k.split("/")[1] for k in keys if k.startswith("sel/")}
+        for name in sorted(names):
+            w = sums[f"sel/{name}/w"]
+            out[f"{name}kept_fraction"] = w / n
+            if self.has_clean:
+                w_clean = sums[f"sel/{name}/w_clean"]
+                out[f"{name}label_precision"] = w_clean / w if w > 0 else float("nan")
+                out[f"{name}label_recall"] = w_clean / clean if clean > 0 else float("nan")
+                out[f"{name}weight_noisy"] = sums[f"sel/{name}/w_noisy"] / noisy if noisy > 0 else float("nan")
+        for key, value in sums.items():
+            if key.startswith("rel/"):
+                out[f"{key[4:]}_acc"] = value / n
+            elif key.startswith("stat/"):
+                out[key[5:]] = value / max(self.steps, 1)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation and the view epoch hooks get
+# --------------------------------------------------------------------------------------
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def predict_logits(fn: Callable[[Tensor], Tensor], data: DeviceData, images: Tensor,
+                   index: Tensor | None = None, batch: int = EVAL_BATCH) -> Tensor:
+    """Logits for ``images[index]`` in large batches (fp32 result)."""
+    n = images.shape[0] if index is None else index.shape[0]
+    outs = []
+    for start in range(0, n, batch):
+        chunk = images[start:start + batch] if index is None else images[index[start:start + batch]]
+        with _autocast(data.device):
+            outs.append(fn(data.to_input(chunk)).float())
+    return torch.cat(outs) if outs else torch.zeros(0, device=data.device)
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    return (logits.argmax(dim=1) == labels).float().mean()
+
+
+def balanced_accuracy(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Mean of per-class accuracies (classes absent from ``labels`` are skipped)."""
+    correct = (logits.argmax(dim=1) == labels).float()
+    per_class_correct = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, correct)
+    per_class_count = torch.bincount(labels, minlength=num_classes).float()
+    present = per_class_count > 0
+    return (per_class_correct[present] / per_class_count[present]).mean()
+
+
+class _TrainerViewImpl(TrainerView):
+    def __init__(self, trainer: "Trainer"):
+        self._t = trainer
+
+    @property
+    def noisy_labels(self) -> Tensor:
+        return self._t.data.noisy
+
+    @property
+    def train_index(self) -> Tensor:
+        """Indices of the samples trained on (the noisy validation split excluded)."""
+        return self._t.data.train_idx
+
+    def predict_train(self, augment: bool = False) -> Tensor:
+        data, method = self._t.data, self._t.method
+        was_training = method.training
+        method.eval()
+        try:
+            if not augment:
+                return predict_logits(method.predict, data, data.images)
+            g = self._t.generator("hook-augment", self._t.epoch)
+            outs = []
+            with torch.inference_mode():
+                for start in range(0, data.images.shape[0], EVAL_BATCH):
+                    idx = torch.arange(start, min(start + EVAL_BATCH, data.images.shape[0]), device=data.device)
+                    with _autocast(data.device):
+                        outs.append(method.predict(data.train_input(idx, g)).float())
+            return torch.cat(outs)
+        finally:
+            method.train(was_training)
+
+    def embed_train(self) -> tuple[Tensor, Tensor]:
+        data, method = self._t.data, self._t.method
+        network = method.networks()[0]
+        was_training = method.training
+        method.eval()
+        feats, logits = [], []
+        try:
+            with torch.inference_mode():
+                for start in range(0, data.images.shape[0], EVAL_BATCH):
+                    with _autocast(data.device):
+                        lg, ft = network(data.to_input(data.images[start:start + EVAL_BATCH]), return_features=True)
+                    logits.append(lg.float())
+                    feats.append(ft.float())
+        finally:
+            method.train(was_training)
+        return torch.cat(feats), torch.cat(logits)
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
+        self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters())
+
+
+# --------------------------------------------------------------------------------------
+# One trial
+# --------------------------------------------------------------------------------------
+@dataclass
+class TrialSetup:
+    """Everything a trial needs before its first step (shared by run_trial and `bench speed`)."""
+
+    spec: TrialSpec
+    recipe: Recipe
+    dataset: object
+    noisy: object
+    data: DeviceData
+    method: Method
+
+
+def setup_trial(spec: TrialSpec, device: torch.device, data_root=None) -> TrialSetup:
+    dataset = datasets.load(spec.dataset, data_root)
+    noise_spec = noise.parse_noise(spec.noise)
+    noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
+    recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
+                            epochs=spec.epochs, batch_size=spec.batch_size)
+    train_idx, val_idx = split_validation(len(noisy.labels), recipe.val_fraction,
+                                          (spec.dataset, spec.noise, spec.seed))
+    data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx)
+
+    def build_network(i: int) -> nn.Module:
+        # Scoped seeding: the i-th network of a trial starts from the same weights on every run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed("init", spec.hash, i))
+            net = build_model(recipe.model, dataset.num_classes, dataset.image_shape)
+        net = net.to(device)
+        if data.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    ctx = MethodContext(
+        num_classes=dataset.num_classes, num_train=len(noisy.labels), epochs=recipe.epochs,
+        noise_kind=noise_spec.kind, noise_rate=noisy.nominal_rate, device=device,
+        seed=derive_seed("method-seed", spec.hash), build_network=build_network,
+    )
+    method = build_method(spec.method, dict(spec.hparams), ctx).to(device)
+    return TrialSetup(spec, recipe, dataset, noisy, data, method)
+
+
+class Trainer:
+    def __init__(self, setup: TrialSetup, trial: TrialDir | None = None, show_progress: bool = False,
+                 checkpoint_every: int = 1):
+        self.setup = setup
+        self.spec, self.recipe, self.data, self.method = setup.spec, setup.recipe, setup.data, setup.method
+        self.trial = trial
+        self.show_progress = show_progress
+        self.checkpoint_every = checkpoint_every
+        self.optimizer = build_optimizer(self.recipe, self.method.parameters())
+        self.view = _TrainerViewImpl(self)
+        self.epoch = 0
+        self.num_classes = setup.dataset.num_classes
+
+    def generator(self, *stream) -> torch.Generator:
+        g = torch.Generator(device=self.data.device)
+        g.manual_seed(derive_seed(self.spec.hash, *stream))
+        return g
+
+    def batch_order(self, epoch: int) -> list[Tensor]:
+        """This epoch's shuffled batches of training indices (the last partial batch is kept,
+        unless it holds a single sample, which BatchNorm cannot train on)."""
+        g = torch.Generator()
+        g.manual_seed(derive_seed(self.spec.hash, "order", epoch))
+        idx = self.data.train_idx
+        order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
+        bs = self.recipe.batch_size
+        batches = list(order.split(bs))
+        if len(batches) > 1 and batches[-1].shape[0] == 1:
+            batches.pop()
+        return batches
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        data, method = self.data, self.method
+        method.train()
+        meter = EpochMeter(data.device, data.has_clean)
+        augment_gen = self.generator("augment", epoch) if data.augment else None
+        for index in self.batch_order(epoch):
+            batch = Batch(data.train_input(index, augment_gen), data.noisy[index], index)
+            with _autocast(data.device):
+                out = method.train_step(batch, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.optimizer.step()
+            meter.add(out, data.clean[index], data.is_clean[index], len(batch))
+        return meter.read()
+
+    def evaluate(self) -> dict[str, float]:
+        data, method = self.data, self.method
+        method.eval()
+        results: dict[str, Tensor] = {
+            "test_acc": accuracy(predict_logits(method.predict, data, data.test_images), data.test_labels)
+        }
+        extra_logits: dict[str, list[Tensor]] = {}
+        with torch.inference_mode():
+            for start in range(0, data.test_images.shape[0], EVAL_BATCH):
+                with _autocast(data.device):
+                    for name, lg in method.predict_extra(data.to_input(data.test_images[start:start + EVAL_BATCH])).items():
+                        extra_logits.setdefault(name, []).append(lg.float())
+        for name, chunks in extra_logits.items():
+            results[f"test_acc_{name}"] = accuracy(torch.cat(chunks), data.test_labels)
+        if data.val_idx.numel() > 0:
+            val_logits = predict_logits(method.predict, data, data.images, data.val_idx)
+            val_labels = data.noisy[data.val_idx]
+            results["val_acc"] = accuracy(val_logits, val_labels)
+            results["val_balanced_acc"] = balanced_accuracy(val_logits, val_labels, self.num_classes)
+        keys = list(results)
+        return dict(zip(keys, torch.stack([results[k] for k in keys]).tolist()))
+
+    def state_dict(self, epoch: int) -> dict:
+        return {"epoch": epoch, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "spec_hash": self.spec.hash}
+
+    def load_state_dict(self, state: dict) -> int:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return int(state["epoch"])
+
+    def resume_point(self) -> int:
+        """Epochs already done according to the checkpoint (0 when starting afresh)."""
+        if self.trial is None or not self.trial.checkpoint_file.exists():
+            return 0
+        try:
+            state = torch.load(self.trial.checkpoint_file, map_location=self.data.device, weights_only=False)
+        except Exception:  # a checkpoint cut by a crash: start over rather than trust it
+            return 0
+        if state.get("spec_hash") != self.spec.hash:
+            return 0
+        done_epochs = self.load_state_dict(state)
+        self.trial.keep_metrics_through(done_epochs)
+        return done_epochs
+
+    def run(self, start_epoch: int = 0) -> list[dict]:
+        """Train epochs start_epoch+1 .. E (metrics lines are numbered from 1)."""
+        progress = None
+        if self.show_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=self.recipe.epochs, initial=start_epoch, desc=self.spec.label(),
+                            leave=False, file=sys.stdout, dynamic_ncols=True)
+        lines = []
+        try:
+            for epoch in range(start_epoch, self.recipe.epochs):
+                self.epoch = epoch
+                started = time.perf_counter()
+                lr, beta1 = lr_and_beta1(self.recipe, epoch)
+                set_lr(self.optimizer, lr, beta1)
+                self.method.on_epoch_start(epoch, self.view)
+                line = {"epoch": epoch + 1, "lr": lr}
+                line.update(self.train_epoch(epoch))
+                if not math.isfinite(line["train_loss"]):
+                    raise TrainingDiverged(f"non-finite training loss ({line['train_loss']}) in epoch {epoch + 1}")
+                line.update(self.evaluate())
+                line.update(self.method.on_epoch_end(epoch, self.view))
+                line["seconds"] = time.perf_counter() - started
+                if self.trial is not None:
+                    if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.recipe.epochs:
+                        torch.save(self.state_dict(epoch + 1), self.trial.checkpoint_file)
+                    self.trial.append_metrics(line)
+                lines.append(line)
+                if progress is not None:
+                    progress.set_postfix(test_acc=f"{line['test_acc']:.3f}")
+                    progress.update(1)
+        finally:
+            if progress is not None:
+                progress.close()
+        return lines
+
+
+def summarize(lines: list[dict], last_k: int = 10) -> dict:
+    """Best (highest test accuracy over epochs) and Last (mean over the last ``last_k`` epochs)."""
+    accs = [m["test_acc"] for m in lines]
+    if not accs:
+        return {"best": float("nan"), "best_epoch": 0, "last": float("nan"), "epochs": 0}
+    best_i = int(np.argmax(accs))
+    return {"best": accs[best_i], "best_epoch": lines[best_i]["epoch"],
+            "last": float(np.mean(accs[-last_k:])), "epochs": len(accs)}
+
+
+def spec_record(setup: TrialSetup) -> dict:
+    """spec.json: the spec plus what it resolved to (for provenance; not part of the hash)."""
+    import dataclasses
+
+    return {
+        "spec": setup.spec.to_json(),
+        "hash": setup.spec.hash,
+        "recipe": setup.recipe.to_json(),
+        "hparams": dataclasses.asdict(setup.method.hparams),
+        "noise": setup.noisy.as_json(),
+        "num_train": int(setup.data.train_idx.numel()),
+        "num_val": int(setup.data.val_idx.numel()),
+        "device": str(setup.data.device),
+        "torch": torch.__version__,
+    }
+
+
+def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | None = None, data_root=None,
+              show_progress: bool = False, checkpoint_every: int = 1) -> dict:
+    """Run (or resume) one trial into the store and return its summary.
+
+    A trial that raises is recorded as failed (failed.json with the traceback) and its
+    summary says so; the caller's sweep goes on.  KeyboardInterrupt leaves it incomplete.
+    """
+    store = TrialStore(results_root)
+    trial = store.trial(spec)
+    if trial.state == "done":
+        return {**trial.read_done(), "skipped": True}
+    started = time.perf_counter()
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    try:
+        setup = setup_trial(spec, torch_device, data_root)
+        resumable = trial.state == "incomplete" and trial.checkpoint_file.exists()
+        trial.start(spec_record(setup), fresh=not resumable)
+        trainer = Trainer(setup, trial, show_progress=show_progress, checkpoint_every=checkpoint_every)
+        start_epoch = trainer.resume_point() if resumable else 0
+        trainer.run(start_epoch)
+        summary = {**summarize(trial.read_metrics()), "seconds": time.perf_counter() - started,
+                   "resumed_from": start_epoch}
+        trial.mark_done(summary)
+        return summary
+    except Exception as exc:  # noqa: BLE001 -- a failing trial is recorded, the sweep goes on
+        trial.path.mkdir(parents=True, exist_ok=True)
+        if not trial.spec_file.exists():  # failed before its record was written: keep it findable
+            atomic_write_json(trial.spec_file, {"spec": spec.to_json(), "hash": spec.hash})
+        trial.mark_failed(f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc())
+        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                "seconds": time.perf_counter() - started}

@@ -1,0 +1,87 @@
+"""Method registry: ``@register("name")`` on a Method subclass (timm-style decorator)."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from bench.errors import BenchError
+
+_METHODS: dict[str, type] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        if name in _METHODS:
+            raise ValueError(f"method {name!r} is registered twice ({_METHODS[name].__module__}, {cls.__module__})")
+        if not dataclasses.is_dataclass(getattr(cls, "Hparams", None)):
+            raise TypeError(f"method {name!r} needs a dataclass `Hparams`")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def method_names() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type:
+    if name not in _METHODS:
+        raise BenchError(f"unknown method {name!r}; choose from: {', '.join(method_names())}")
+    return _METHODS[name]
+
+
+def describe_methods() -> dict[str, str]:
+    return {n: (get_method(n).__doc__ or "").strip().splitlines()[0] for n in method_names()}
+
+
+def _convert(text: str, annotation: Any, where: str) -> Any:
+    """Turn the text of an --hp value into the dataclass field's type."""
+    if isinstance(annotation, str):  # `from __future__ import annotations`
+        annotation = annotation.replace(" ", "")
+        optional = "None" in annotation.split("|") or annotation.startswith("Optional[")
+        base = annotation.split("|")[0].removeprefix("Optional[").rstrip("]")
+    else:
+        args = typing.get_args(annotation)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), annotation).__name__ if args else annotation.__name__
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if base == "bool":
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base == "int":
+            return int(text)
+        if base == "float":
+            return float(text)
+        return text
+    except ValueError:
+        raise BenchError(f"--hp {where}={text}: expected a {base}{' or none' if optional else ''}") from None
+
+
+def build_hparams(name: str, overrides: dict[str, str] | None = None):
+    """The method's Hparams with its defaults, overridden by --hp text values."""
+    cls = get_method(name).Hparams
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, text in (overrides or {}).items():
+        if key not in fields:
+            raise BenchError(
+                f"--hp {name}.{key}: {name} has no hyperparameter {key!r}; it has: {', '.join(fields) or 'none'}"
+            )
+        values[key] = _convert(str(text), fields[key].type, f"{name}.{key}")
+    hp = cls(**values)
+    validate = getattr(hp, "validate", None)
+    if validate is not None:
+        validate()
+    return hp
+
+
+def build_method(name: str, overrides: dict[str, str] | None, ctx):
+    return get_method(name)(build_hparams(name, overrides), ctx)

@@ -1,0 +1,31 @@
+"""Standard training: mean cross-entropy on the noisy labels (the baseline)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from methods.base import Batch, Method, MethodContext, StepOutput
+from methods.registry import register
+
+
+@register("standard")
+class Standard(Method):
+    """Cross-entropy on the noisy labels; shows the memorisation effect that others are judged by."""
+
+    @dataclass
+    class Hparams:
+        pass
+
+    def __init__(self, hparams, ctx: MethodContext):
+        super().__init__(hparams, ctx)
+        self.net = ctx.build_network(0)
+
+    def train_step(self, batch: Batch, epoch: int) -> StepOutput:
+        logits = self.net(batch.images)
+        loss = F.cross_entropy(logits, batch.labels)
+        return StepOutput(loss=loss)
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.net(images)

@@ -1,0 +1,100 @@
+"""Load a trial store into pandas DataFrames and aggregate over seeds.
+
+Best = highest test accuracy over epochs; Last = mean test accuracy over the last 10
+epochs (the LEND paper's two numbers).  Across seeds: mean and sample std (ddof=1), in
+percent, with n.  Only finished trials (done.json present) are ever counted.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from results.store import DONE, TrialStore
+
+LAST_K = 10
+GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
+SUMMARY_COLUMNS = GROUP_KEYS + ["n", "best_mean", "best_std", "last_mean", "last_std"]
+
+
+def method_label(spec: dict) -> str:
+    """The method's row name: its registry name, plus any --hp overrides."""
+    hp = spec.get("hparams") or {}
+    if not hp:
+        return spec["method"]
+    return spec["method"] + "[" + ",".join(f"{k}={v}" for k, v in sorted(hp.items())) + "]"
+
+
+def protocol_label(spec: dict) -> str:
+    """The protocol's name, plus command-line changes to its recipe."""
+    changes = [f"{k}={spec[k]}" for k in ("model", "epochs", "batch_size") if spec.get(k) is not None]
+    return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")
+
+
+def best_and_last(test_acc: list[float], last_k: int = LAST_K) -> tuple[float, float]:
+    if not test_acc:
+        return math.nan, math.nan
+    return float(np.max(test_acc)), float(np.mean(test_acc[-last_k:]))
+
+
+def load_trials(root, states: tuple[str, ...] = (DONE,)) -> pd.DataFrame:
+    """One row per trial: identity columns, state, Best / Last (fractions) and extras."""
+    rows = []
+    for trial in TrialStore(root).trials():
+        state = trial.state
+        if state not in states:
+            continue
+        record = trial.read_spec()
+        spec = record["spec"]
+        metrics = trial.read_metrics() if state == DONE else []
+        accs = [m["test_acc"] for m in metrics]
+        best, last = best_and_last(accs)
+        row = {
+            "dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
+            "method": method_label(spec), "seed": spec["seed"], "state": state,
+            "best": best, "last": last, "epochs_run": len(accs), "path": str(trial.path),
+            "realised_noise": (record.get("noise") or {}).get("realised_rate"),
+        }
+        if metrics:
+            row["best_epoch"] = metrics[int(np.argmax(accs))]["epoch"]
+            row["seconds"] = float(sum(m.get("seconds", 0.0) for m in metrics))
+            if "val_balanced_acc" in metrics[0]:
+                # Selected: test accuracy at the epoch of best noisy-validation accuracy
+                # (a model choice that needs no clean labels).
+                val = [m["val_balanced_acc"] for m in metrics]
+                row["selected"] = metrics[int(np.argmax(val))]["test_acc"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_epochs(root) -> pd.DataFrame:
+    """Every epoch line of every finished trial, with the trial's identity columns."""
+    frames = []
+    for trial in TrialStore(root).trials():
+        if trial.state != DONE:
+            continue
+        spec = trial.read_spec()["spec"]
+        frame = pd.DataFrame(trial.read_metrics())
+        for key, value in (("dataset", spec["dataset"]), ("protocol", protocol_label(spec)),
+                           ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"])):
+            frame[key] = value
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def summarize(trials: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over seeds, in percent; one row per (dataset, protocol, noise, method)."""
+    if trials.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    done = trials[trials["state"] == DONE]
+    value_cols = ["best", "last"] + (["selected"] if "selected" in done else [])
+    grouped = done.groupby(GROUP_KEYS, sort=False)
+    out = grouped["best"].count().to_frame("n")
+    for col in value_cols:
+        out[f"{col}_mean"] = grouped[col].mean() * 100.0
+        out[f"{col}_std"] = grouped[col].std(ddof=1) * 100.0
+    out = out.reset_index()
+    extra = [c for c in out.columns if c not in SUMMARY_COLUMNS]
+    return out[SUMMARY_COLUMNS + extra]

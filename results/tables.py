@@ -1,0 +1,134 @@
+"""Paper-style tables: rows are methods, columns noise settings x (Best, Last).
+
+Cells are mean ± std (ddof=1) over seeds in percent; the best mean per column is bold.
+Markdown (GitHub pipes), LaTeX (booktabs) and CSV (one row per dataset, protocol, noise,
+method: a stable contract for scripts).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+from results.aggregate import SUMMARY_COLUMNS
+
+NOISE_ORDER = ["clean", "sym", "pair", "asym", "inst", "file"]
+
+
+def noise_sort_key(noise: str):
+    kind, _, rate = noise.partition(":")
+    try:
+        rate_value = float(rate)
+    except ValueError:
+        rate_value = math.inf
+    kind_rank = NOISE_ORDER.index(kind) if kind in NOISE_ORDER else len(NOISE_ORDER)
+    return (kind_rank, kind, rate_value, rate)
+
+
+def method_sort_key(method: str):
+    return (method.split("[")[0] != "standard", method)
+
+
+def _cell(mean: float, std: float, n: int, show_n: bool) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = f"{mean:.2f}" if n < 2 or std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+    return f"{text} (n={n})" if show_n else text
+
+
+def _columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    parts = ["best", "last"] + (["selected"] if "selected_mean" in summary and summary["selected_mean"].notna().any() else [])
+    return [(noise, part) for noise in sorted(summary["noise"].unique(), key=noise_sort_key) for part in parts]
+
+
+def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows of cell texts, and footnotes for one (dataset, protocol) block."""
+    columns = _columns(summary)
+    methods = sorted(summary["method"].unique(), key=method_sort_key)
+    ns = set(int(n) for n in summary["n"])
+    show_n = len(ns) > 1
+    index = {(r.method, r.noise): r for r in summary.itertuples()}
+    best_in_column = {}
+    for noise, part in columns:
+        values = [getattr(index[(m, noise)], f"{part}_mean") for m in methods if (m, noise) in index]
+        values = [v for v in values if v is not None and not math.isnan(v)]
+        best_in_column[(noise, part)] = max(values) if values else None
+    header = ["Method"] + [f"{noise} {part.capitalize()}" for noise, part in columns]
+    rows = []
+    for m in methods:
+        row = [m]
+        for noise, part in columns:
+            r = index.get((m, noise))
+            if r is None:
+                row.append("–")
+                continue
+            mean, std = getattr(r, f"{part}_mean"), getattr(r, f"{part}_std")
+            text = _cell(mean, std, int(r.n), show_n)
+            if best_in_column[(noise, part)] is not None and mean == best_in_column[(noise, part)]:
+                text = f"{bold[0]}{text}{bold[1]}"
+            row.append(text)
+        rows.append(row)
+    notes = [f"n = {ns.pop()} seeds per cell" if not show_n else "n = seeds per cell, shown where they differ"]
+    return header, rows, notes
+
+
+def _blocks(summary: pd.DataFrame):
+    for (dataset, protocol), block in summary.groupby(["dataset", "protocol"], sort=True):
+        yield dataset, protocol, block
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    out = []
+    for dataset, protocol, block in _blocks(summary):
+        header, rows, notes = _grid(block, ("**", "**"))
+        out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}: Best = highest over epochs, "
+                   f"Last = mean of the last 10 epochs; mean ± std over seeds ({notes[0]}).\n")
+        out.append(tabulate(rows, headers=header, tablefmt="github", disable_numparse=True))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return re.sub(r"([_%&#$])", r"\\\1", text).replace("±", r"$\pm$")
+
+
+def to_latex(summary: pd.DataFrame) -> str:
+    out = []
+    for dataset, protocol, block in _blocks(summary):
+        header, rows, notes = _grid(block, ("\\textbf{", "}"))
+        columns = _columns(block)
+        noises = list(dict.fromkeys(noise for noise, _ in columns))
+        parts = len(columns) // max(len(noises), 1)
+        out.append("\\begin{table}[t]\n\\centering")
+        out.append(f"\\caption{{Test accuracy (\\%) on {_latex_escape(dataset)}, protocol {_latex_escape(protocol)}; "
+                   f"mean $\\pm$ std over seeds ({_latex_escape(notes[0])}). Best: highest over epochs; "
+                   "Last: mean of the last 10 epochs.}")
+        out.append("\\begin{tabular}{l" + "c" * len(columns) + "}\n\\toprule")
+        out.append("Method & " + " & ".join(f"\\multicolumn{{{parts}}}{{c}}{{{_latex_escape(n)}}}" for n in noises) + " \\\\")
+        rules = " ".join(f"\\cmidrule(lr){{{2 + i * parts}-{1 + (i + 1) * parts}}}" for i in range(len(noises)))
+        out.append(rules)
+        out.append(" & " + " & ".join(part.capitalize() for _, part in columns) + " \\\\\n\\midrule")
+        for row in rows:
+            out.append(" & ".join(_latex_escape(c) if not c.startswith("\\textbf") else
+                                  "\\textbf{" + _latex_escape(c[8:-1]) + "}" for c in row) + " \\\\")
+        out.append("\\bottomrule\n\\end{tabular}\n\\end{table}\n")
+    return "\n".join(out)
+
+
+def to_csv(summary: pd.DataFrame) -> str:
+    ordered = summary.copy()
+    ordered["_n"] = ordered["noise"].map(noise_sort_key)
+    ordered["_m"] = ordered["method"].map(method_sort_key)
+    ordered = ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
+    cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std") if c in ordered]
+    return ordered[cols].to_csv(index=False, float_format="%.4f")
+
+
+FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
+
+
+def render(summary: pd.DataFrame, fmt: str) -> str:
+    return FORMATS[fmt](summary)
