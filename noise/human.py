@@ -73,10 +73,11 @@ def find_label_file(file_name: str, data_root: Path) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    searched = ", ".join(str(path) for path in candidates)
+    # Absolute paths: a relative data root says nothing once the user is in another directory.
+    searched = ", ".join(str(path.absolute()) for path in candidates)
     raise BenchError(
         f"CIFAR-N label file {file_name} not found (looked at {searched}); download data/{file_name} "
-        f"from {CIFAR_N_SOURCE} into {data_root / CIFAR_N_SUBDIR}, or pass --data-root"
+        f"from {CIFAR_N_SOURCE} into {(data_root / CIFAR_N_SUBDIR).absolute()}, or pass --data-root"
     )
 
 
