@@ -116,5 +116,8 @@ def kind_names() -> list[str]:
 
 
 def noise_kinds() -> dict[str, str]:
-    """Kind name -> one line for `bench list`: its syntax and what it does."""
-    return {name: f"{kind.syntax}  {kind.description}" for name, kind in _KINDS.items()}
+    """Kind name -> one line for `bench list`: what it does, led by its syntax where it takes an argument."""
+    return {
+        name: kind.description if kind.syntax == name else f"{kind.syntax}  {kind.description}"
+        for name, kind in _KINDS.items()
+    }
