@@ -78,11 +78,12 @@ def print_table(results: str, fmt: str = "markdown", specs=None) -> int:
 
 
 def cmd_run(args) -> int:
-    from bench.sweep import build_specs, run_inline
+    from bench.sweep import build_specs, parse_feature_epochs, run_inline
 
     specs = build_specs(sweep_request(args))
+    feature_epochs = parse_feature_epochs(args.save_features, specs)
     counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
-                        checkpoint_every=args.checkpoint_every)
+                        checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs)
     print()
     print_table(args.results, "markdown", specs)
     return 1 if counts["failed"] else 0
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
                    help="save a resumable checkpoint every N epochs (default 1)")
+    p.add_argument("--save-features", default=None, metavar="EPOCHS",
+                   help="after these epochs (e.g. 10,100) save the training set's penultimate features with "
+                        "clean, noisy and predicted labels in each trial dir, for `bench plot tsne`")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("table", help="the table of a results directory")

@@ -45,6 +45,25 @@ def parse_seeds(text: str | int) -> list[int]:
     raise BenchError(f"--seeds {text}: expected N (seeds 0..N-1) or an inclusive range A-B with A <= B, e.g. 3-5")
 
 
+def parse_feature_epochs(text: str | None, specs: list[TrialSpec]) -> tuple[int, ...]:
+    """``--save-features 10,100`` -> (10, 100), checked against every trial's number of epochs
+    so that a snapshot that could never be written is refused before the sweep starts."""
+    if not text:
+        return ()
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items or not all(re.fullmatch(r"\d+", t) and int(t) >= 1 for t in items):
+        raise BenchError(f"--save-features {text}: expected comma-separated epochs counted from 1, e.g. 10,100")
+    epochs = tuple(sorted({int(t) for t in items}))
+    for spec in specs:
+        recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
+                                epochs=spec.epochs, batch_size=spec.batch_size)
+        too_late = [e for e in epochs if e > recipe.epochs]
+        if too_late:
+            raise BenchError(f"--save-features {text}: {spec.method} trains {recipe.epochs} epochs, so epoch "
+                             f"{too_late[0]} never comes; use epochs between 1 and {recipe.epochs}")
+    return epochs
+
+
 def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str, dict[str, str]]:
     """``--hp lend.k=8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per-method dicts."""
     result: dict[str, dict[str, str]] = {}
@@ -114,8 +133,12 @@ def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
 
 
 def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=None,
-               echo: Callable[[str], None] = print, checkpoint_every: int = 1) -> dict[str, int]:
-    """Run the trials not yet done, one after another, in this process."""
+               echo: Callable[[str], None] = print, checkpoint_every: int = 1,
+               feature_epochs: tuple[int, ...] = ()) -> dict[str, int]:
+    """Run the trials not yet done, one after another, in this process.
+
+    ``feature_epochs``: save the training set's penultimate features after these epochs
+    (``bench run --save-features``)."""
     from bench.train import resolve_device, run_trial
 
     store = TrialStore(results_root)
@@ -123,13 +146,17 @@ def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=N
     skipped = len(specs) - len(todo)
     if skipped:
         echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
+        if feature_epochs:
+            # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
+            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
     started = time.perf_counter()
     for i, spec in enumerate(todo, 1):
         summary = run_trial(spec, results_root, device=torch_device, data_root=data_root,
-                            show_progress=show_progress, checkpoint_every=checkpoint_every)
+                            show_progress=show_progress, checkpoint_every=checkpoint_every,
+                            feature_epochs=feature_epochs)
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
         echo(format_progress(i, len(todo), spec, summary))
     if todo:
