@@ -8,3 +8,4 @@ from methods.registry import (  # noqa: F401
     register,
 )
 from methods import standard  # noqa: F401
+from methods import lend  # noqa: F401

@@ -1,0 +1,175 @@
+"""LEND: label noise dilution over feature embeddings.
+
+Zhang, Shen, Yang, Gong, "Towards harnessing feature embedding for robust learning with noisy
+labels", Machine Learning 111(9):3181-3201, 2022.  Official code: zhangchuang96/lend, main.py
+(``prop_label`` and the training loop).  Card: shared/methods/lend.md.
+
+In every mini-batch the noisy labels are propagated over a kNN graph of the network's penultimate
+features: a mislabelled sample surrounded by correctly labelled neighbours has its label diluted,
+and its loss is down-weighted by how much of its own label survives.  The defaults reproduce the
+official code (which produced the paper's figures); the paper's readings are options:
+``selection=hard`` (Eq. 6), ``solver=iterate`` (Eq. 3), ``temporal=output`` (Eq. 5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bench.errors import BenchError
+from methods.base import Batch, Method, MethodContext, StepOutput
+from methods.registry import register
+
+
+class Dilution(NamedTuple):
+    labels: Tensor  # (B, C) diluted label distributions; every row sums to 1
+    fell_back: Tensor  # 0-dim float, 1.0 when the propagation was not finite and the input was used
+
+
+def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0, alpha: float = 0.99,
+           solver: str = "closed", iterations: int = 1000) -> Dilution:
+    """Label noise dilution (LEND, Zhang et al. 2022, Sect. 4; official ``prop_label``).
+
+    features (B, d) embeddings, label_dist (B, C) label distributions (one-hot noisy labels or a
+    temporal mix).  Steps, as in the official code:
+      1. kNN_k(i): the k nearest samples by squared Euclidean distance, i itself included;
+      2. A_ij = [f_i . f_j]_+ ** gamma for j in kNN_k(i), j != i, else 0;
+      3. W = A A^T, W <- D^-1/2 W D^-1/2 with D = diag(W 1) (a zero row stays zero);
+      4. closed: Z = (I - alpha W)^-1 label_dist; iterate: the paper's Eq. 3 as the anchored
+         propagation Z^t = alpha W Z^(t-1) + (1 - alpha) label_dist from Z^0 = label_dist, whose
+         limit is (1 - alpha)(I - alpha W)^-1 label_dist, so Z^T / (1 - alpha) is returned and both
+         solvers give the same labels as T grows;
+      5. a non-finite Z is replaced by label_dist (the official NaN fallback); output softmax(Z).
+    Rules at the edges: k is clamped to B; a sample without neighbours (a batch of one, features
+    that are all zero or anti-aligned) keeps Z_i = label_dist_i, i.e. softmax(label_dist_i) --
+    exactly what the official fallback yields.  A positive scalar on the features cancels (the
+    kNN order is unchanged and the symmetric normalisation divides out c^(4 gamma)).
+    Runs in fp32 with autocast off, without a host sync.
+    """
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        feats = features.detach().float()
+        given = label_dist.detach().float()
+        size = feats.shape[0]
+        self_mask = torch.eye(size, dtype=torch.bool, device=feats.device)
+        squared_norms = (feats * feats).sum(1, keepdim=True)
+        distances = squared_norms + squared_norms.T - 2 * feats @ feats.T
+        # -inf on the diagonal: the sample is always one of its own k, even when rounding puts a
+        # duplicate closer (the official topk includes it by distance 0).
+        nearest = distances.masked_fill(self_mask, float("-inf")).topk(min(k, size), dim=1, largest=False).indices
+        in_knn = torch.zeros_like(self_mask).scatter_(1, nearest, True) & ~self_mask
+        similarity = torch.where(in_knn, (feats @ feats.T).clamp_min(0), 0.0)
+        # Divide by the largest similarity before the power: a positive scalar cancels in the
+        # normalisation (like the official /B), and without it ResNet features ** 3, squared in
+        # A A^T, overflow fp32.
+        similarity = similarity / similarity.amax().clamp_min(torch.finfo(torch.float32).tiny)
+        affinity = similarity.pow(gamma)
+        weights = affinity @ affinity.T
+        degree = weights.sum(1)
+        inv_sqrt_degree = torch.where(degree > 0, degree.clamp_min(torch.finfo(torch.float32).tiny).rsqrt(), 0.0)
+        weights = inv_sqrt_degree[:, None] * weights * inv_sqrt_degree[None, :]
+        if solver == "closed":
+            # solve_ex: torch.linalg.solve without its error check, which would sync with the host;
+            # a singular system shows up as a non-finite Z and falls back below.
+            system = torch.eye(size, device=feats.device) - alpha * weights
+            propagated = torch.linalg.solve_ex(system, given).result
+        elif solver == "iterate":
+            propagated = given
+            for _ in range(iterations):
+                propagated = alpha * (weights @ propagated) + (1 - alpha) * given
+            propagated = propagated / (1 - alpha)
+        else:
+            raise ValueError(f"solver must be 'closed' or 'iterate', not {solver!r}")
+        fell_back = ~torch.isfinite(propagated).all()
+        propagated = torch.where(fell_back, given, propagated)
+        return Dilution(propagated.softmax(dim=1), fell_back.float())
+
+
+def temporal_input(onehot: Tensor, previous: Tensor, visited: Tensor, beta: float) -> Tensor:
+    """Official temporal mixing, on the dilution's input: beta * onehot(y~) + (1 - beta) * the
+    sample's diluted label from its last visit (one-hot for a sample not yet visited)."""
+    return torch.where(visited[:, None], beta * onehot + (1 - beta) * previous, onehot)
+
+
+def temporal_output(fresh: Tensor, previous: Tensor, visited: Tensor, beta: float) -> Tensor:
+    """Paper Eq. 5, on the dilution's output: Z^tau = (1 - beta) Z + beta Z^(tau-1) (Z on a first visit)."""
+    return torch.where(visited[:, None], (1 - beta) * fresh + beta * previous, fresh)
+
+
+def sample_weights(diluted: Tensor, noisy_labels: Tensor, selection: str) -> Tensor:
+    """soft (official): w_i = Z_i[y~_i]; hard (paper Eq. 6): e_i = 1(y~_i = argmax_j Z_ij)."""
+    if selection == "soft":
+        return diluted.gather(1, noisy_labels[:, None]).squeeze(1)
+    return (diluted.argmax(dim=1) == noisy_labels).float()
+
+
+@register("lend")
+class LEND(Method):
+    """LEND (Zhang et al., Machine Learning 2022): labels diluted over feature neighbours weight the loss. Code: zhangchuang96/lend."""
+
+    @dataclass
+    class Hparams:
+        # Paper Sect. 5 and Fig. 8 (best of 2..10); the official argparse default is 3, but the
+        # result files its plotting script reads are named ..._K8_256_beta0.9..., so 8 made the figures.
+        k: int = 8
+        gamma: float = 3.0  # official prop_label: clamp(E E^T / B, 0) ** 3
+        alpha: float = 0.99  # paper's alpha; official hard-codes (I - 0.99 W)^-1
+        beta: float = 0.9  # paper Fig. 8 (best of 0.5..1.0); official --beta 0.9
+        selection: str = "soft"  # official: w_i = Z_i[y~_i]; "hard": paper Eq. 6 indicator
+        solver: str = "closed"  # official: linear solve; "iterate": paper Eq. 3 for `iterations` steps
+        # The paper gives no T ("until convergence"): the gap to the closed form shrinks as
+        # 2 alpha^T / (1 - alpha), below 1e-2 at T = 1000; a fixed count needs no host-side test.
+        iterations: int = 1000
+        temporal: str = "input"  # official: mix into the dilution's input; "output": paper Eq. 5
+        warmup_epochs: int = 10  # official: `if epoch < 10` dilutes plain one-hot labels (input mode)
+
+        def validate(self) -> None:
+            choices = {"selection": ("soft", "hard"), "solver": ("closed", "iterate"), "temporal": ("input", "output")}
+            for name, allowed in choices.items():
+                if getattr(self, name) not in allowed:
+                    raise BenchError(f"--hp lend.{name}={getattr(self, name)}: choose one of {', '.join(allowed)}")
+            if self.k < 1 or self.iterations < 1 or self.warmup_epochs < 0:
+                raise BenchError("--hp lend.k and lend.iterations must be >= 1, lend.warmup_epochs >= 0")
+            if not (0.0 <= self.alpha < 1.0):
+                raise BenchError(f"--hp lend.alpha={self.alpha}: must lie in [0, 1) for (I - alpha W) to be invertible")
+            if not (0.0 <= self.beta <= 1.0) or self.gamma <= 0:
+                raise BenchError("--hp lend.beta must lie in [0, 1] and lend.gamma be > 0")
+
+    def __init__(self, hparams, ctx: MethodContext):
+        super().__init__(hparams, ctx)
+        self.net = ctx.build_network(0)
+        # Each sample's diluted label from its last visit (input mode: the last dilution's output;
+        # output mode: the running average Z^tau).  Buffers, so the checkpoint carries them.
+        self.register_buffer("diluted_labels", torch.zeros(ctx.num_train, ctx.num_classes, device=ctx.device))
+        self.register_buffer("visited", torch.zeros(ctx.num_train, dtype=torch.bool, device=ctx.device))
+
+    def train_step(self, batch: Batch, epoch: int) -> StepOutput:
+        hp = self.hparams
+        logits, features = self.net(batch.images, return_features=True)
+        onehot = F.one_hot(batch.labels, self.ctx.num_classes).float()
+        previous = self.diluted_labels[batch.index]
+        visited = self.visited[batch.index]
+        given = onehot
+        if hp.temporal == "input" and epoch >= hp.warmup_epochs:
+            given = temporal_input(onehot, previous, visited, hp.beta)
+        dilution = dilute(features, given, k=hp.k, gamma=hp.gamma, alpha=hp.alpha,
+                          solver=hp.solver, iterations=hp.iterations)
+        diluted = dilution.labels
+        if hp.temporal == "output":
+            diluted = temporal_output(diluted, previous, visited, hp.beta)
+        self.diluted_labels[batch.index] = diluted
+        self.visited[batch.index] = True
+        weights = sample_weights(diluted, batch.labels, hp.selection)
+        # Official: mean over the batch of w_i * CE_i (not renormalised by the weights' sum).
+        loss = (weights * F.cross_entropy(logits, batch.labels, reduction="none")).mean()
+        return StepOutput(
+            loss=loss,
+            selected={"": weights},
+            relabelled={"diluted_label": diluted.argmax(dim=1), "model_pred": logits.detach().argmax(dim=1)},
+            stats={"nan_fallbacks": dilution.fell_back},
+        )
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.net(images)
