@@ -1,6 +1,8 @@
 """Paper-style tables: rows are methods, columns noise settings x (Best, Last).
 
-Cells are mean ± std (ddof=1) over seeds in percent; the best mean per column is bold.
+Cells are mean ± std (ddof=1) over seeds in percent; the best mean per column is bold, and
+every other method not significantly worse than it carries a dagger (one-sided Welch's t-test
+over seeds from the cells' mean, std and n, alpha = 0.05; a footnote says so).
 Markdown (GitHub pipes), LaTeX (booktabs) and CSV (one row per dataset, protocol, noise,
 method: a stable contract for scripts).
 """
@@ -37,6 +39,33 @@ def _cell(mean: float, std: float, n: int, show_n: bool) -> str:
     return f"{text} (n={n})" if show_n else text
 
 
+SIGNIFICANCE_ALPHA = 0.05
+NOT_WORSE_MARK = "†"
+SIGNIFICANCE_NOTE = (f"bold: best mean in the column; {NOT_WORSE_MARK}: not significantly worse than the bold "
+                     f"entry (one-sided Welch's t-test over seeds, α = {SIGNIFICANCE_ALPHA}; cells with n < 2 "
+                     "are not tested)")
+
+
+def not_significantly_worse(best: tuple[float, float, int], other: tuple[float, float, int],
+                            alpha: float = SIGNIFICANCE_ALPHA) -> bool | None:
+    """Is ``other`` (mean, std, n) not significantly worse than ``best``?
+
+    One-sided Welch's t-test (unequal variances) of H1 "best's mean is higher", computed from the
+    cells' summary statistics (scipy's ttest_ind_from_stats; identical to testing the per-seed
+    values).  None when it cannot be tested: fewer than two seeds or no std.
+    """
+    (best_mean, best_std, best_n), (mean, std, n) = best, other
+    values = (best_mean, best_std, mean, std)
+    if min(best_n, n) < 2 or any(v is None or math.isnan(v) for v in values):
+        return None
+    if best_std == 0 and std == 0:  # no spread at all: the t statistic is undefined
+        return mean >= best_mean
+    from scipy.stats import ttest_ind_from_stats
+
+    test = ttest_ind_from_stats(best_mean, best_std, best_n, mean, std, n, equal_var=False, alternative="greater")
+    return bool(test.pvalue >= alpha)
+
+
 def _columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
     parts = ["best", "last"] + (["selected"] if "selected_mean" in summary and summary["selected_mean"].notna().any() else [])
     return [(noise, part) for noise in sorted(summary["noise"].unique(), key=noise_sort_key) for part in parts]
@@ -49,11 +78,15 @@ def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list
     ns = set(int(n) for n in summary["n"])
     show_n = len(ns) > 1
     index = {(r.method, r.noise): r for r in summary.itertuples()}
-    best_in_column = {}
+    best_in_column, best_stats = {}, {}
     for noise, part in columns:
-        values = [getattr(index[(m, noise)], f"{part}_mean") for m in methods if (m, noise) in index]
-        values = [v for v in values if v is not None and not math.isnan(v)]
-        best_in_column[(noise, part)] = max(values) if values else None
+        candidates = [index[(m, noise)] for m in methods if (m, noise) in index]
+        candidates = [r for r in candidates if getattr(r, f"{part}_mean") is not None
+                      and not math.isnan(getattr(r, f"{part}_mean"))]
+        best_row = max(candidates, key=lambda r: getattr(r, f"{part}_mean"), default=None)
+        best_in_column[(noise, part)] = None if best_row is None else getattr(best_row, f"{part}_mean")
+        best_stats[(noise, part)] = None if best_row is None else (
+            getattr(best_row, f"{part}_mean"), getattr(best_row, f"{part}_std"), int(best_row.n))
     header = ["Method"] + [f"{noise} {part.capitalize()}" for noise, part in columns]
     rows = []
     for m in methods:
@@ -67,9 +100,13 @@ def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list
             text = _cell(mean, std, int(r.n), show_n)
             if best_in_column[(noise, part)] is not None and mean == best_in_column[(noise, part)]:
                 text = f"{bold[0]}{text}{bold[1]}"
+            elif best_stats[(noise, part)] is not None and not_significantly_worse(
+                    best_stats[(noise, part)], (mean, std, int(r.n))):
+                text = f"{text} {NOT_WORSE_MARK}"
             row.append(text)
         rows.append(row)
-    notes = [f"n = {ns.pop()} seeds per cell" if not show_n else "n = seeds per cell, shown where they differ"]
+    notes = [f"n = {ns.pop()} seeds per cell" if not show_n else "n = seeds per cell, shown where they differ",
+             SIGNIFICANCE_NOTE]
     return header, rows, notes
 
 
@@ -87,12 +124,13 @@ def to_markdown(summary: pd.DataFrame) -> str:
         out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}: Best = highest over epochs, "
                    f"Last = mean of the last 10 epochs; mean ± std over seeds ({notes[0]}).\n")
         out.append(tabulate(rows, headers=header, tablefmt="github", disable_numparse=True))
+        out.append(f"\n{notes[1][0].upper()}{notes[1][1:]}.")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def _latex_escape(text: str) -> str:
-    return re.sub(r"([_%&#$])", r"\\\1", text).replace("±", r"$\pm$")
+    return re.sub(r"([_%&#$])", r"\\\1", text).replace("±", r"$\pm$").replace(NOT_WORSE_MARK, r"$^\dagger$").replace("α", r"$\alpha$")
 
 
 def to_latex(summary: pd.DataFrame) -> str:
@@ -105,7 +143,7 @@ def to_latex(summary: pd.DataFrame) -> str:
         out.append("\\begin{table}[t]\n\\centering")
         out.append(f"\\caption{{Test accuracy (\\%) on {_latex_escape(dataset)}, protocol {_latex_escape(protocol)}; "
                    f"mean $\\pm$ std over seeds ({_latex_escape(notes[0])}). Best: highest over epochs; "
-                   "Last: mean of the last 10 epochs.}")
+                   f"Last: mean of the last 10 epochs. {_latex_escape(notes[1][0].upper() + notes[1][1:])}.}}")
         out.append("\\begin{tabular}{l" + "c" * len(columns) + "}\n\\toprule")
         out.append("Method & " + " & ".join(f"\\multicolumn{{{parts}}}{{c}}{{{_latex_escape(n)}}}" for n in noises) + " \\\\")
         rules = " ".join(f"\\cmidrule(lr){{{2 + i * parts}-{1 + (i + 1) * parts}}}" for i in range(len(noises)))
