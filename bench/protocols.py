@@ -49,11 +49,22 @@ QUICK_DIGITS = Recipe(
     epochs=100, schedule="constant", augment=False,
 )
 
-# Co-teaching / JoCoR / SIGUA's own recipe: Adam 0.001, batch 128, 200 epochs, lr decaying
-# linearly to 0 from epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py).
+# Co-teaching / JoCoR / SIGUA's own recipe: Adam 0.001, batch 128, lr decaying linearly to 0 from
+# epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py; JoCoR and SIGUA
+# copy it).  Their n_epoch=200 counts an evaluation-only epoch 0, so 199 epochs are trained (see
+# lr_and_beta1).  Images enter as ToTensor() values in [0, 1]: no augmentation, no normalisation.
+# Not reproduced: their 9-/7-layer CNNs (the model stays the base protocol's) and drop_last.
 COTEACHING_ORIGINAL = dict(
-    optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, schedule="coteaching",
-    decay_start=80, milestones=(), augment=False,
+    optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
+    schedule="coteaching", decay_start=80, milestones=(), augment=False, normalize=False,
+)
+
+# GCE's recipe on CIFAR-10 (AlanChou/Truncated-Loss main.py and README): SGD 0.01, momentum 0.9,
+# wd 1e-4, batch 128, 120 epochs, lr x0.1 at 40 and 80, crop+flip, normalised.  CIFAR-100: 150
+# epochs, x0.1 at 80 and 120.  Its ResNet-34 is not reproduced (the base protocol's model stays).
+GCE_ORIGINAL = dict(
+    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=120,
+    schedule="multistep", milestones=(40, 80), lr_gamma=0.1, augment=True, normalize=True,
 )
 
 PROTOCOLS: dict[str, str] = {
@@ -74,7 +85,37 @@ METHOD_RECIPES: dict[str, tuple[dict, str]] = {
     "coteaching": (COTEACHING_ORIGINAL, "Han et al. 2018, bhanML/Co-teaching main.py"),
     "jocor": (COTEACHING_ORIGINAL, "Wei et al. 2020, hongxin001/JoCoR (Co-teaching's recipe)"),
     "sigua": (COTEACHING_ORIGINAL, "Han et al. 2020, bhanML/SIGUA scripts (Co-teaching's recipe)"),
+    "gce": (GCE_ORIGINAL, "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-10)"),
 }
+
+# (method, dataset) entries that replace METHOD_RECIPES[method] on that dataset.
+METHOD_DATASET_RECIPES: dict[tuple[str, str], tuple[dict, str]] = {
+    ("gce", "cifar100"): ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120)},
+                          "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-100)"),
+}
+
+# On digits `original` keeps these fields of the quick recipe (the data handling and the
+# length that suit an 8x8 MLP) and takes the method's optimiser and schedule, its time points
+# scaled to the quick length.
+_DIGITS_KEPT_FIELDS = ("model", "epochs", "batch_size", "augment", "normalize", "val_fraction")
+
+
+def method_recipe(method: str, dataset: str) -> dict | None:
+    """The fields the ``original`` protocol replaces for ``method`` on ``dataset`` (None: none)."""
+    entry = METHOD_DATASET_RECIPES.get((method, dataset)) or METHOD_RECIPES.get(method)
+    return dict(entry[0]) if entry else None
+
+
+def _scaled_to(fields: dict, method_epochs: int, epochs: int) -> dict:
+    """The schedule's time points moved to the same fraction of a run of ``epochs``."""
+    scale = epochs / method_epochs
+    out = dict(fields)
+    if "decay_start" in out:
+        out["decay_start"] = max(1, round(out["decay_start"] * scale))
+    if out.get("milestones"):
+        out["milestones"] = tuple(max(1, round(m * scale)) for m in out["milestones"])
+    return out
+
 
 DEFAULT_PROTOCOL = {"digits": "quick"}
 
@@ -118,14 +159,13 @@ def resolve_recipe(
     check_protocol_name(protocol)
     if protocol == "original":
         base = _base_recipe(default_protocol(dataset), dataset)
-        if method in METHOD_RECIPES and dataset != "digits":
-            base = dataclasses.replace(base, **METHOD_RECIPES[method][0])
-        elif method in METHOD_RECIPES:
-            # On digits keep the quick recipe's length and model, but the method's optimiser & schedule.
-            fields = dict(METHOD_RECIPES[method][0])
-            fields.pop("batch_size", None)
-            fields["decay_start"] = int(base.epochs * 0.4)  # 80 of 200 epochs, scaled
+        fields = method_recipe(method, dataset)
+        if fields is not None and dataset != "digits":
             base = dataclasses.replace(base, **fields)
+        elif fields is not None:
+            method_epochs = fields.get("epochs", base.epochs)
+            fields = {k: v for k, v in fields.items() if k not in _DIGITS_KEPT_FIELDS}
+            base = dataclasses.replace(base, **_scaled_to(fields, method_epochs, base.epochs))
     else:
         base = _base_recipe(protocol, dataset)
     changes = {}

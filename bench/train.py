@@ -152,12 +152,14 @@ def lr_and_beta1(recipe: Recipe, epoch: int) -> tuple[float, float]:
         drops = sum(1 for m in recipe.milestones if epoch >= m)
         return recipe.lr * recipe.lr_gamma**drops, recipe.momentum
     if recipe.schedule == "coteaching":
-        # bhanML/Co-teaching: alpha_plan[e] = (n_epoch - e)/(n_epoch - decay_start) * lr and
-        # beta1_plan[e] = 0.1 for e >= decay_start (epochs counted from 0).
-        if epoch < recipe.decay_start:
+        # bhanML/Co-teaching main.py: alpha_plan[i] = (n_epoch - i)/(n_epoch - decay_start) * lr and
+        # beta1_plan[i] = 0.1 for i >= decay_start.  Its epoch 0 only evaluates; training runs over
+        # i = 1 .. n_epoch-1.  So our 0-based trained epoch e is its i = e + 1, with n_epoch =
+        # recipe.epochs + 1 (epochs=199, decay_start=80 is the reference's n_epoch=200 exactly).
+        i, n_epoch = epoch + 1, recipe.epochs + 1
+        if i < recipe.decay_start:
             return recipe.lr, recipe.momentum
-        frac = (recipe.epochs - epoch) / max(1, recipe.epochs - recipe.decay_start)
-        return recipe.lr * frac, 0.1
+        return recipe.lr * (n_epoch - i) / max(1, n_epoch - recipe.decay_start), 0.1
     raise BenchError(f"unknown schedule {recipe.schedule!r} in the protocol")
 
 
