@@ -8,4 +8,8 @@ from methods.registry import (  # noqa: F401
     register,
 )
 from methods import standard  # noqa: F401
+from methods import coteaching  # noqa: F401
+from methods import gce  # noqa: F401
+from methods import jocor  # noqa: F401
+from methods import sigua  # noqa: F401
 from methods import lend  # noqa: F401

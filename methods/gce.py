@@ -1,0 +1,111 @@
+"""GCE: the generalized cross-entropy L_q, optionally truncated with per-sample pruning weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bench.errors import BenchError
+from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from methods.registry import register
+
+
+def lq_loss(logits: Tensor, labels: Tensor, q: float) -> Tensor:
+    """L_q(f(x), y) = (1 − p_y^q) / q per sample (Zhang & Sabuncu, "Generalized cross entropy
+    loss for training deep neural networks with noisy labels", NeurIPS 2018, Eq. 6).
+
+    The negative Box-Cox transform of p_y: cross-entropy as q → 0, MAE (up to a factor) at
+    q = 1; in between it keeps CE's fast fitting while bounding each sample's loss by 1/q.
+    p_y^q is computed as exp(q · log p_y), which is finite even when p_y underflows.
+    """
+    log_p_label = F.log_softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
+    return (1 - torch.exp(q * log_p_label)) / q
+
+
+def lq_threshold(q: float, k: float) -> float:
+    """L_q(k) = (1 − k^q) / q: the loss of a sample whose label probability is exactly k."""
+    return (1 - k**q) / q
+
+
+def truncated_lq_loss(logits: Tensor, labels: Tensor, weights: Tensor, q: float, k: float) -> Tensor:
+    """Truncated L_q (Zhang & Sabuncu 2018, Eq. 9 and 11), averaged over the batch:
+
+        mean_i  v_i · (L_q(f(x_i), y_i) − L_q(k))
+
+    with v_i ∈ {0, 1} the pruning weights: a pruned sample (v_i = 0) contributes the constant
+    L_q(k) in the paper, i.e. nothing to the gradient.  Averaged, not summed, as in
+    AlanChou/Truncated-Loss (the learning rate absorbs the scale).
+    """
+    return (weights * (lq_loss(logits, labels, q) - lq_threshold(q, k))).mean()
+
+
+def truncation_weights(logits: Tensor, labels: Tensor, q: float, k: float) -> Tensor:
+    """v_i = 1 where L_q < L_q(k), i.e. the label probability exceeds k; else 0 (Eq. 11's
+    minimisation over v for fixed θ).  Strict, as the reference's ``torch.gt(Lqk, Lq)``."""
+    return (lq_loss(logits, labels, q) < lq_threshold(q, k)).float()
+
+
+@register("gce")
+class GCE(Method):
+    """GCE (Zhang & Sabuncu, NeurIPS 2018): the L_q loss, q=0.7; truncated=True prunes low-confidence samples. Code: AlanChou/Truncated-Loss."""
+
+    @dataclass
+    class Hparams:
+        q: float = 0.7  # paper Sect. 4 and the reference's TruncatedLoss(q=0.7)
+        k: float = 0.5  # truncation threshold on p_y (paper Sect. 4, TruncatedLoss(k=0.5))
+        # Plain L_q by default: the LEND paper's comparison uses GCE without truncation.
+        truncated: bool = False
+        # First epoch (1-based) whose start recomputes the weights; None: 40 below 100 classes,
+        # 80 otherwise (the reference README: --start_prune 40 on CIFAR-10, 80 on CIFAR-100).
+        start_prune: int | None = None
+        prune_every: int = 10  # main.py: at the start of every epoch with (epoch+1) % 10 == 0
+        # The reference recomputes the weights by iterating its *training* loader, so the
+        # pass sees the training augmentation (when the recipe has one); False: clean images.
+        prune_on_augmented: bool = True
+
+        def validate(self) -> None:
+            if not 0.0 < self.q <= 1.0:
+                raise BenchError(f"--hp gce.q={self.q}: must lie in (0, 1] (q -> 0 is cross-entropy; use standard)")
+            if not 0.0 < self.k < 1.0:
+                raise BenchError(f"--hp gce.k={self.k}: must lie in (0, 1) (a threshold on the label probability)")
+            if self.start_prune is not None and self.start_prune < 1:
+                raise BenchError(f"--hp gce.start_prune={self.start_prune}: must be at least 1 (a 1-based epoch)")
+            if self.prune_every < 1:
+                raise BenchError(f"--hp gce.prune_every={self.prune_every}: must be at least 1")
+
+    def __init__(self, hparams, ctx: MethodContext):
+        super().__init__(hparams, ctx)
+        self.net = ctx.build_network(0)
+        self.start_prune = hparams.start_prune if hparams.start_prune is not None else (
+            40 if ctx.num_classes < 100 else 80)
+        # v_i for every training sample, indexed by batch.index; all 1 until the first pruning.
+        # A buffer, so a resumed trial keeps the weights of its last pruning.
+        self.register_buffer("prune_weight", torch.ones(ctx.num_train, device=ctx.device))
+
+    def prunes_at(self, epoch: int) -> bool:
+        """Does 0-based ``epoch`` begin with a recomputation of the weights? (main.py's
+        ``(epoch+1) >= start_prune and (epoch+1) % 10 == 0``.)"""
+        return (self.hparams.truncated and epoch + 1 >= self.start_prune
+                and (epoch + 1) % self.hparams.prune_every == 0)
+
+    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+        if not self.prunes_at(epoch):
+            return
+        # The CURRENT model, unlike the reference, which reloads the checkpoint with the best
+        # TEST accuracy for this pass (a test-set leak, as its README admits).
+        logits = trainer.predict_train(augment=self.hparams.prune_on_augmented)
+        self.prune_weight.copy_(truncation_weights(logits, trainer.noisy_labels, self.hparams.q, self.hparams.k))
+
+    def train_step(self, batch: Batch, epoch: int) -> StepOutput:
+        logits = self.net(batch.images)
+        if not self.hparams.truncated:
+            return StepOutput(loss=lq_loss(logits, batch.labels, self.hparams.q).mean())
+        weights = self.prune_weight[batch.index]
+        loss = truncated_lq_loss(logits, batch.labels, weights, self.hparams.q, self.hparams.k)
+        # Pruning weights as a selection: label_precision = share of clean labels among the kept.
+        return StepOutput(loss=loss, selected={"": weights})
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.net(images)

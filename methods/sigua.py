@@ -1,0 +1,118 @@
+"""SIGUA_SL: descent on the small-loss samples, scaled ascent on the best of the discarded ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bench.errors import BenchError
+from methods.base import Batch, Method, MethodContext, StepOutput
+from methods.registry import register
+from methods.selection import (
+    check_schedule_hparams,
+    forget_rate_at,
+    forget_rate_schedule,
+    masked_mean,
+    num_remembered,
+    resolve_forget_rate,
+    small_loss_order,
+)
+
+# The per-setting sigua_rate of bhanML/SIGUA scripts/cifar10_sigua_sl.sh: 0.4 for sym-20, 0.3
+# for sym-50 and pair-45.  Other rates take the value of the nearer of those settings: 0.4 below
+# a forget rate of 0.35 (midway between 0.2 and 0.5), 0.3 from there on.
+SIGUA_RATE_LOW_NOISE, SIGUA_RATE_HIGH_NOISE, SIGUA_RATE_SWITCH = 0.4, 0.3, 0.35
+
+
+def default_sigua_rate(forget_rate: float) -> float:
+    return SIGUA_RATE_LOW_NOISE if forget_rate < SIGUA_RATE_SWITCH else SIGUA_RATE_HIGH_NOISE
+
+
+def sigua_split(losses: Tensor, num_keep: int, sigua_rate: float) -> tuple[Tensor, Tensor, int]:
+    """(kept mask, ascent mask, number ascended) for one batch of per-sample losses.
+
+    Sorted ascending: the ``num_keep`` smallest are kept; of the ``B − num_keep`` discarded,
+    the first ``int(num_forget · sigua_rate)`` (the lowest-loss discarded, the ones nearest the
+    kept set) are ascended.  When that count is 0 the reference still ascends one
+    (``loss_big[:1]``); when nothing is discarded there is no ascent (the reference would
+    divide 0 by 0).
+    """
+    order = small_loss_order(losses)
+    batch_size = losses.shape[0]
+    num_forget = batch_size - num_keep
+    num_ascent = max(int(num_forget * sigua_rate), 1) if num_forget > 0 else 0
+    kept = torch.zeros_like(losses, dtype=torch.float32).index_fill_(0, order[:num_keep], 1.0)
+    ascent = torch.zeros_like(losses, dtype=torch.float32).index_fill_(0, order[num_keep:num_keep + num_ascent], 1.0)
+    return kept, ascent, num_ascent
+
+
+def sigua_sl_loss(losses: Tensor, num_keep: int, sigua_rate: float, sigua_scale: float
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """SIGUA_SL (Han et al., "SIGUA: Forgetting may make learning with noisy labels more
+    robust", ICML 2020, Alg. 1 with the self-teaching filter; bhanML/SIGUA loss.py):
+
+        loss = Σ_good ℓ_i / |good| − γ · mean_{sigua} ℓ_i
+
+    i.e. stochastic gradient descent on the probably-clean samples and learning-rate-reduced
+    (γ) gradient ascent on the probably-noisy samples closest to them, so the net actively
+    forgets the noisy labels instead of only ignoring them.
+    Returns (loss, kept mask, ascent mask).
+    """
+    kept, ascent, num_ascent = sigua_split(losses, num_keep, sigua_rate)
+    descent_term = masked_mean(losses, kept, num_keep)
+    ascent_term = masked_mean(losses, ascent, num_ascent)
+    return descent_term - sigua_scale * ascent_term, kept, ascent
+
+
+@register("sigua")
+class SIGUA(Method):
+    """SIGUA_SL (Han et al., ICML 2020): small-loss descent plus gamma-scaled ascent on discarded samples. Code: bhanML/SIGUA."""
+
+    @dataclass
+    class Hparams:
+        forget_rate: float | None = None  # τ; None: the noise rate (utils.py: forget_rate = noise_rate)
+        sigua_scale: float = 0.01  # γ (scripts/cifar10_sigua_sl.sh --sigua_scale 0.01, all three settings)
+        sigua_rate: float | None = None  # None: 0.4 if τ < 0.35 else 0.3 (see SIGUA_RATE_* above)
+        num_gradual: int = 10  # T_k (arguments.py --num_gradual 10)
+        exponent: float = 1.0  # c (arguments.py --exponent 1)
+
+        def validate(self) -> None:
+            check_schedule_hparams("sigua", self.num_gradual, self.exponent)
+            if self.sigua_scale < 0:
+                raise BenchError(f"--hp sigua.sigua_scale={self.sigua_scale}: must be >= 0 (it scales an ascent)")
+            if self.sigua_rate is not None and not 0.0 <= self.sigua_rate <= 1.0:
+                raise BenchError(f"--hp sigua.sigua_rate={self.sigua_rate}: must lie in [0, 1]")
+            if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
+                raise BenchError(f"--hp sigua.forget_rate={self.forget_rate}: must lie in [0, 1)")
+
+    def __init__(self, hparams, ctx: MethodContext):
+        super().__init__(hparams, ctx)
+        self.net = ctx.build_network(0)
+        self.forget_rate = resolve_forget_rate("sigua", hparams.forget_rate, ctx.noise_rate)
+        self.sigua_rate = hparams.sigua_rate if hparams.sigua_rate is not None else default_sigua_rate(self.forget_rate)
+        # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
+        self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
+
+    def train_step(self, batch: Batch, epoch: int) -> StepOutput:
+        rate = forget_rate_at(self.schedule, epoch)
+        num_keep = num_remembered(len(batch), rate)
+        logits = self.net(batch.images)
+        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        # A diverging ascent shows up as a non-finite loss, which the trainer turns into a
+        # failed trial (TrainingDiverged) -- never clamped here.
+        loss, kept, ascent = sigua_sl_loss(losses, num_keep, self.sigua_rate, self.hparams.sigua_scale)
+        return StepOutput(
+            loss=loss,
+            # ascent_label_precision: the share of ascended samples whose label is clean (should be low).
+            selected={"": kept, "ascent_": ascent},
+            stats={
+                "forget_rate": torch.full((), rate, device=logits.device),
+                # Mean CE of the ascended samples: it should grow as the net forgets their labels.
+                "ascent_loss": (losses.detach() * ascent).sum() / ascent.sum().clamp_min(1.0),
+            },
+        )
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.net(images)
