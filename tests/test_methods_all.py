@@ -1,0 +1,79 @@
+"""Every registered method, the same checks: three steps through the shared trainer on digits.
+
+Generic on purpose (no per-method cases): a new method passes by implementing the Method
+interface, or fails here with the reason.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.spec import TrialSpec
+from bench.train import Trainer, setup_trial
+from methods import method_names
+from methods.base import Batch
+
+STEPS = 3
+BATCH = 32
+
+
+def tiny_setup(method: str):
+    # sym:0.4 gives every method a known noise rate (selection methods derive their forget rate from it).
+    spec = TrialSpec(dataset="digits", method=method, noise="sym:0.4", seed=0, protocol="quick",
+                     epochs=2, batch_size=BATCH)
+    return setup_trial(spec, torch.device("cpu"))
+
+
+def three_steps(trainer: Trainer) -> list[torch.Tensor]:
+    """Steps as Trainer.train_epoch takes them (hook, batch, step, backward, optimiser), stopped after three."""
+    data, method = trainer.data, trainer.method
+    method.train()
+    method.on_epoch_start(0, trainer.view)
+    losses = []
+    for index in trainer.batch_order(0)[:STEPS]:
+        batch = Batch(data.train_input(index, None), data.noisy[index], index)
+        out = method.train_step(batch, 0)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        trainer.optimizer.step()
+        for name, weight in out.selected.items():
+            assert weight.shape == (len(batch),), f"selected[{name!r}] must hold one weight per sample"
+        for name, value in out.stats.items():
+            assert value.numel() == 1, f"stats[{name!r}] must be a scalar tensor"
+        losses.append(out.loss.detach())
+    return losses
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_three_steps_finite_loss_shapes_and_state_dict_round_trip(name):
+    setup = tiny_setup(name)
+    trainer = Trainer(setup)
+    losses = three_steps(trainer)
+    assert len(losses) == STEPS
+    assert all(math.isfinite(float(loss)) for loss in losses), f"{name}: non-finite loss {losses}"
+
+    method = trainer.method
+    method.eval()
+    images = trainer.data.to_input(trainer.data.test_images[:17])
+    with torch.no_grad():
+        logits = method.predict(images)
+        extra = method.predict_extra(images)
+    num_classes = setup.dataset.num_classes
+    assert logits.shape == (17, num_classes)
+    for key, value in extra.items():
+        assert value.shape == (17, num_classes), f"predict_extra()[{key!r}]"
+
+    # A fresh method of the same trial, loaded from the trained one's state_dict, predicts the same.
+    fresh = tiny_setup(name).method
+    fresh.load_state_dict(method.state_dict())
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(fresh.predict(images), logits)
+        for key, value in fresh.predict_extra(images).items():
+            assert torch.equal(value, extra[key])
+    # Training moved the weights: the round trip is not a comparison of two untouched inits.
+    untouched = tiny_setup(name).method.eval()
+    with torch.no_grad():
+        assert not torch.equal(untouched.predict(images), logits)
