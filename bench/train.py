@@ -31,7 +31,7 @@ from bench.models import build_model
 from bench.protocols import Recipe, resolve_recipe
 from bench.seeding import derive_seed
 from bench.spec import TrialSpec
-from methods import build_method
+from methods import build_hparams, get_method
 from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
 from results.store import TrialDir, TrialStore, atomic_write_bytes, atomic_write_json
 
@@ -232,6 +232,19 @@ class EpochMeter:
         return out
 
 
+def selection_scores(name: str, weight: Tensor, is_clean: Tensor, has_clean: bool) -> dict[str, float]:
+    """A whole-set selection scored like EpochMeter scores per-batch ones (one host sync)."""
+    kept, clean = weight.sum(), is_clean.sum()
+    kept_clean = (weight * is_clean).sum()
+    values = torch.stack([kept / max(weight.numel(), 1), kept_clean / kept.clamp_min(1e-12),
+                          kept_clean / clean.clamp_min(1e-12), kept]).tolist()
+    out = {f"{name}kept_fraction": values[0]}
+    if has_clean:
+        out[f"{name}label_precision"] = values[1] if values[3] > 0 else float("nan")
+        out[f"{name}label_recall"] = values[2]
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Evaluation and the view epoch hooks get
 # --------------------------------------------------------------------------------------
@@ -319,6 +332,15 @@ class _TrainerViewImpl(TrainerView):
         """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
         self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters())
 
+    def validation_accuracy(self) -> dict[str, float]:
+        return dict(self._t.validation)
+
+    def report_selection(self, name: str, mask: Tensor) -> None:
+        data = self._t.data
+        weight = mask.detach().float()[data.train_idx]
+        is_clean = data.is_clean[data.train_idx]
+        self._t.hook_metrics.update(selection_scores(name, weight, is_clean, data.has_clean))
+
 
 # --------------------------------------------------------------------------------------
 # One trial
@@ -341,7 +363,11 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None) -> TrialS
     noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
     recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
                             epochs=spec.epochs, batch_size=spec.batch_size)
-    train_idx, val_idx = split_validation(len(noisy.labels), recipe.val_fraction,
+    hparams = build_hparams(spec.method, dict(spec.hparams))
+    # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
+    # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
+    val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
+    train_idx, val_idx = split_validation(len(noisy.labels), val_fraction,
                                           (spec.dataset, spec.noise, spec.seed))
     data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx)
 
@@ -360,7 +386,7 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None) -> TrialS
         noise_kind=noise_spec.kind, noise_rate=noisy.nominal_rate, device=device,
         seed=derive_seed("method-seed", spec.hash), build_network=build_network,
     )
-    method = build_method(spec.method, dict(spec.hparams), ctx).to(device)
+    method = get_method(spec.method)(hparams, ctx).to(device)
     return TrialSetup(spec, recipe, dataset, noisy, data, method)
 
 
@@ -402,6 +428,14 @@ class Trainer:
         self.view = _TrainerViewImpl(self)
         self.epoch = 0
         self.num_classes = setup.dataset.num_classes
+        # Methods whose rounds vary in length (Me-Momentum) ask for more epochs than the protocol's;
+        # the trainer never runs past this budget.
+        self.max_epochs = self.method.epoch_budget(self.recipe.epochs)
+        if self.max_epochs < 1:
+            raise ValueError(f"{self.spec.method}: epoch budget {self.max_epochs} < 1")
+        self.validation: dict[str, float] = {}  # this epoch's noisy-validation accuracy, for hooks
+        self.hook_metrics: dict[str, float] = {}  # what hooks reported through the view this epoch
+        self.end_note: str | None = None  # why training ended before the budget, or that it hit it
 
     def generator(self, *stream) -> torch.Generator:
         g = torch.Generator(device=self.data.device)
@@ -414,6 +448,11 @@ class Trainer:
         g = torch.Generator()
         g.manual_seed(derive_seed(self.spec.hash, "order", epoch))
         idx = self.data.train_idx
+        subset = self.method.train_subset()
+        if subset is not None:  # the method's active set (e.g. a confident set), within the split
+            idx = idx[subset.to(idx.device)[idx]]
+            if idx.numel() == 0:
+                raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
         order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
         bs = self.recipe.batch_size
         batches = list(order.split(bs))
@@ -487,28 +526,46 @@ class Trainer:
         if self.show_progress:
             from tqdm import tqdm
 
-            progress = tqdm(total=self.recipe.epochs, initial=start_epoch, desc=self.spec.label(),
+            progress = tqdm(total=self.max_epochs, initial=start_epoch, desc=self.spec.label(),
                             leave=False, file=sys.stdout, dynamic_ncols=True)
         lines = []
+        # A resumed trial whose method had already stopped itself trains no further.
+        stop_reason = self.method.finished() if start_epoch > 0 else None
+        epochs_done = start_epoch
         try:
-            for epoch in range(start_epoch, self.recipe.epochs):
+            for epoch in range(start_epoch, self.max_epochs):
+                if stop_reason:
+                    break
                 self.epoch = epoch
                 started = time.perf_counter()
-                lr, beta1 = lr_and_beta1(self.recipe, epoch)
-                set_lr(self.optimizer, lr, beta1)
+                self.hook_metrics = {}
+                # The hook first: a method starting a new round resets its model and optimiser
+                # there, and the lr below is set on the optimiser that will train.
                 self.method.on_epoch_start(epoch, self.view)
-                line = {"epoch": epoch + 1, "lr": lr}
+                factor = self.method.lr_factor(epoch)
+                if factor is None:
+                    lr, beta1 = lr_and_beta1(self.recipe, epoch)
+                else:  # the method's own per-round schedule on the protocol's base lr
+                    lr, beta1 = self.recipe.lr * factor, self.recipe.momentum
+                set_lr(self.optimizer, lr, beta1)
+                round_number, phase = self.method.round_and_phase()
+                line = {"epoch": epoch + 1, "lr": lr, "round": round_number, "phase": phase}
                 line.update(self.train_epoch(epoch))
                 if not math.isfinite(line["train_loss"]):
                     raise TrainingDiverged(f"non-finite training loss ({line['train_loss']}) in epoch {epoch + 1}")
                 line.update(self.evaluate())
+                self.validation = {k: line[k] for k in ("val_acc", "val_balanced_acc") if k in line}
                 line.update(self.method.on_epoch_end(epoch, self.view))
+                line.update(self.hook_metrics)
                 line["seconds"] = time.perf_counter() - started
+                stop_reason = self.method.finished()
+                epochs_done = epoch + 1
                 if self.trial is not None and epoch + 1 in self.feature_epochs:
                     save_feature_snapshot(self.view, self.data,
                                           self.trial.path / FEATURE_SNAPSHOT_NAME.format(epoch=epoch + 1), epoch + 1)
                 if self.trial is not None:
-                    if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.recipe.epochs:
+                    last = epoch + 1 == self.max_epochs or stop_reason
+                    if (epoch + 1) % self.checkpoint_every == 0 or last:
                         torch.save(self.state_dict(epoch + 1), self.trial.checkpoint_file)
                     self.trial.append_metrics(line)
                 lines.append(line)
@@ -518,7 +575,21 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
+        self.end_note = self._end_note(epochs_done, stop_reason)
+        if self.end_note:
+            print(f"{self.spec.label()}: {self.end_note}", flush=True)
         return lines
+
+    def _end_note(self, epochs_done: int, stop_reason: str | None) -> str | None:
+        """Say why a trial with its own stopping rule or epoch budget ended where it did."""
+        if stop_reason and epochs_done < self.max_epochs:
+            return f"stopped early at epoch {epochs_done} of its {self.max_epochs}-epoch budget: {stop_reason}"
+        if stop_reason:
+            return f"finished at epoch {epochs_done}, the last of its budget: {stop_reason}"
+        if self.max_epochs != self.recipe.epochs and epochs_done == self.max_epochs:
+            return (f"stopped at its epoch budget ({self.max_epochs} epochs, the protocol's {self.recipe.epochs} "
+                    f"x {self.max_epochs / self.recipe.epochs:g}) before its own stopping rule ended it")
+        return None
 
 
 def summarize(lines: list[dict], last_k: int = 10) -> dict:
@@ -543,6 +614,7 @@ def spec_record(setup: TrialSetup) -> dict:
         "noise": setup.noisy.as_json(),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),
+        "epoch_budget": setup.method.epoch_budget(setup.recipe.epochs),
         "device": str(setup.data.device),
         "torch": torch.__version__,
     }
@@ -574,6 +646,8 @@ def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | Non
         trainer.run(start_epoch)
         summary = {**summarize(trial.read_metrics()), "seconds": time.perf_counter() - started,
                    "resumed_from": start_epoch}
+        if trainer.end_note:
+            summary["end_note"] = trainer.end_note
         trial.mark_done(summary)
         return summary
     except Exception as exc:  # noqa: BLE001 -- a failing trial is recorded, the sweep goes on

@@ -116,8 +116,48 @@ class Method(nn.Module):
         """Called before each epoch's steps; phase-based methods work here."""
 
     def on_epoch_end(self, epoch: int, trainer: "TrainerView") -> dict[str, float]:
-        """Called after each epoch's evaluation; returns extra metrics for the epoch line."""
+        """Called after each epoch's evaluation; returns extra metrics for the epoch line.
+
+        A metric ``own_selected`` = 1.0 marks the epochs whose model the method's own
+        model-selection rule adopts as its answer (Me-Momentum's best-validation model); the
+        test accuracy at the last such epoch is the table's "Own" column.
+        """
         return {}
+
+    # --- phase-based methods (Me-Momentum's rounds, self-learning's passes) ------
+    @classmethod
+    def validation_fraction(cls, hparams) -> float:
+        """Share of the training set to hold out as noisy validation (0: none).
+
+        The trainer holds out max(this, the protocol's val_fraction) with a split seeded by
+        (dataset, noise, seed) only: methods asking for the same fraction hold out the same
+        samples, and a smaller fraction's validation set is a subset of a larger one's.
+        """
+        return 0.0
+
+    def epoch_budget(self, protocol_epochs: int) -> int:
+        """The most epochs the trainer runs (methods whose rounds vary in length ask for more)."""
+        return protocol_epochs
+
+    def train_subset(self) -> Tensor | None:
+        """A bool mask over all training samples: train this epoch only on those that are True
+        (still shuffled by the trainer's seeded batch order; validation samples never train).
+        None: the whole training split.  Read once per epoch, after ``on_epoch_start``."""
+        return None
+
+    def lr_factor(self, epoch: int) -> float | None:
+        """None: the protocol's schedule.  A float: this epoch's lr is the protocol's base lr
+        times it -- for methods that restart their own schedule every round."""
+        return None
+
+    def round_and_phase(self) -> tuple[int, str]:
+        """(round, phase) of the epoch about to train, recorded on every metrics line."""
+        return 1, "train"
+
+    def finished(self) -> str | None:
+        """None while training should go on; the reason once the method's own stopping rule has
+        ended it (the trainer stops early and says so)."""
+        return None
 
 
 class TrainerView:
@@ -131,4 +171,22 @@ class TrainerView:
 
     @property
     def noisy_labels(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def train_index(self) -> Tensor:  # indices of the training split (validation excluded)
+        raise NotImplementedError
+
+    def validation_accuracy(self) -> dict[str, float]:
+        """This epoch's accuracy on the noisy validation split, {"val_acc", "val_balanced_acc"}
+        as fractions (empty without a split); valid in ``on_epoch_end``."""
+        raise NotImplementedError
+
+    def reset_optimizer(self) -> None:  # a fresh optimiser over the method's networks
+        raise NotImplementedError
+
+    def report_selection(self, name: str, mask: Tensor) -> None:
+        """Score a whole-training-set selection (bool/weight per sample, shape (N,)) against the
+        clean labels the method never sees; adds ``{name}kept_fraction``, ``{name}label_precision``
+        and ``{name}label_recall`` (over the training split) to this epoch's line."""
         raise NotImplementedError
