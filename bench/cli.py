@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("slurm.commands",)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,14 +79,26 @@ def print_table(results: str, fmt: str = "markdown", specs=None) -> int:
 
 def cmd_run(args) -> int:
     from bench.sweep import build_specs, parse_feature_epochs, run_inline
+    from slurm.commands import launch_options
 
+    launch = launch_options(args)
     specs = build_specs(sweep_request(args))
     feature_epochs = parse_feature_epochs(args.save_features, specs)
-    counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
-                        checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs)
+    if launch.launcher == "inline":
+        counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
+                            checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs)
+    else:
+        from slurm.launcher import launch_trials
+
+        # The same run_trial arguments as inline: every launcher runs the same function.
+        counts = launch_trials(specs, args.results, launch, dict(
+            device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
+            feature_epochs=feature_epochs))
+        if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
+            return 0
     print()
     print_table(args.results, "markdown", specs)
-    return 1 if counts["failed"] else 0
+    return 1 if any(n for state, n in counts.items() if state != "done") else 0
 
 
 def cmd_table(args) -> int:
@@ -150,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-features", default=None, metavar="EPOCHS",
                    help="after these epochs (e.g. 10,100) save the training set's penultimate features with "
                         "clean, noisy and predicted labels in each trial dir, for `bench plot tsne`")
+    from slurm.commands import add_launcher_arguments
+
+    add_launcher_arguments(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("table", help="the table of a results directory")
