@@ -1,0 +1,118 @@
+"""Sub-commands for figures and reports: `bench plot curves`, `bench plot tsne`, `bench report`.
+
+Registered through bench.cli.COMMAND_MODULES.  Heavy imports (matplotlib, scikit-learn) happen
+inside the handlers, so `bench --help` and the other commands stay fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+def _results_dir(results: str) -> Path:
+    root = Path(results)
+    if not root.is_dir():
+        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
+    return root
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
+    """Keep the rows of the chosen methods (registry name or full row label) and noise settings."""
+    import noise
+
+    if methods:
+        wanted = _split(methods)
+        base = epochs["method"].str.split("[").str[0]
+        unknown = [m for m in wanted if m not in set(epochs["method"]) | set(base)]
+        if unknown:
+            raise BenchError(f"--methods: {', '.join(unknown)} has no finished trial under {where}; "
+                             f"there are: {', '.join(sorted(set(epochs['method'])))}")
+        epochs = epochs[epochs["method"].isin(wanted) | base.isin(wanted)]
+    if noises:
+        wanted = [noise.parse_noise(text).text for text in _split(noises)]
+        unknown = [n for n in wanted if n not in set(epochs["noise"])]
+        if unknown:
+            raise BenchError(f"--noise: {', '.join(unknown)} has no finished trial under {where}; "
+                             f"there are: {', '.join(sorted(set(epochs['noise'])))}")
+        epochs = epochs[epochs["noise"].isin(wanted)]
+    return epochs
+
+
+def cmd_plot_curves(args) -> int:
+    from results.aggregate import load_epochs
+    from results.plots import check_figure_path, plot_curves
+
+    root = _results_dir(args.results)
+    metrics = _split(args.metric)
+    if not metrics:
+        raise BenchError("--metric is empty; name a metric of metrics.jsonl, e.g. --metric test_acc")
+    out = check_figure_path(args.out or f"curves_{'_vs_'.join(metrics)}.png")
+    epochs = load_epochs(root)
+    if epochs.empty:
+        raise BenchError(f"no finished trials under {root}; run `bench run --results {root}` first")
+    epochs = filter_epochs(epochs, args.methods, args.noise, str(root))
+    plot_curves(epochs, metrics, out, where=str(root))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_plot_tsne(args) -> int:
+    from results.plots import check_figure_path, load_feature_snapshot, plot_tsne
+
+    trial = Path(args.trial)
+    out = check_figure_path(args.out or f"tsne_{trial.resolve().name}_e{args.epoch}.png")
+    if args.subsample is not None and args.subsample < 10:
+        raise BenchError(f"--subsample {args.subsample}: t-SNE needs at least 10 points")
+    snapshot = load_feature_snapshot(trial, args.epoch)
+    _, info = plot_tsne(snapshot, out, subsample=args.subsample, seed=args.seed)
+    print(f"wrote {out} ({len(info['index'])} points; predicted labels {100 * info['predicted_accuracy']:.1f}% "
+          f"correct, noisy labels {100 * info['noise_rate']:.1f}% wrong)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from results.report import write_report
+
+    _results_dir(args.results)
+    written = write_report(args.results, args.out, tsne=args.tsne, tsne_subsample=args.tsne_subsample,
+                           tsne_seed=args.seed)
+    print(f"wrote {written[0]} and {len(written) - 1} figures next to it")
+    return 0
+
+
+def register_commands(subparsers) -> None:
+    plot = subparsers.add_parser("plot", help="figures: learning curves, t-SNE of saved features")
+    figures = plot.add_subparsers(dest="figure", metavar="FIGURE", parser_class=type(plot))
+    figures.required = True
+
+    p = figures.add_parser("curves", help="a metric against epoch, one panel per noise setting, mean ± std band per method")
+    p.add_argument("--results", default="runs")
+    p.add_argument("--metric", default="test_acc",
+                   help="a per-epoch metric of metrics.jsonl (test_acc, label_precision, val_acc, ...); several "
+                        "comma-separated share the panels, e.g. diluted_label_acc,model_pred_acc (LEND paper Fig. 4)")
+    p.add_argument("--methods", default=None, help="only these methods (comma-separated)")
+    p.add_argument("--noise", default=None, help="only these noise settings (comma-separated)")
+    p.add_argument("--out", default=None, help="figure file, .png/.pdf/.svg (default: curves_<metric>.png)")
+    p.set_defaults(handler=cmd_plot_curves)
+
+    p = figures.add_parser("tsne", help="t-SNE of a trial's saved features coloured by true, predicted, noisy labels")
+    p.add_argument("--trial", required=True, help="a trial directory (saved with bench run --save-features)")
+    p.add_argument("--epoch", type=int, required=True, help="the snapshot's epoch")
+    p.add_argument("--subsample", type=int, default=2000, help="at most this many points (seeded; default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsample and of t-SNE (default 0)")
+    p.add_argument("--out", default=None, help="figure file (default: tsne_<trial>_e<E>.png)")
+    p.set_defaults(handler=cmd_plot_tsne)
+
+    p = subparsers.add_parser("report", help="one Markdown page: tables, figures, trial counts, protocols")
+    p.add_argument("--results", default="runs")
+    p.add_argument("--out", default="report.md", help="the page (.md); figures are written next to it")
+    p.add_argument("--tsne", choices=["first-seed", "all", "none"], default="first-seed",
+                   help="t-SNE figures of saved features: the lowest seed per setting (default), all trials, or none")
+    p.add_argument("--tsne-subsample", type=int, default=2000, help="points per t-SNE (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE subsample and embedding")
+    p.set_defaults(handler=cmd_report)

@@ -1,0 +1,196 @@
+"""`bench report`: one Markdown page for a results directory.
+
+The page holds what a reader needs to judge a sweep without opening a terminal: how many trials
+finished, failed or are unfinished (with the realised noise rates); the paper-style table with
+significance marks and any published numbers for the same settings; the learning curves (the
+LEND paper's Fig. 6/7), diluted-label against model-prediction accuracy where a method logs both
+(Fig. 4), every other per-epoch diagnostic, t-SNE figures of saved features (Fig. 1); and the
+resolved recipes and hyperparameters the trials ran with, read from their spec.json.
+
+Figures are PNG files written next to the report and linked by relative paths, so the page and
+its figures can be moved together.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from bench.errors import BenchError
+from results.aggregate import load_epochs, load_trials, summarize
+from results.store import DONE, FAILED, INCOMPLETE, TrialDir
+from results.tables import method_sort_key, noise_sort_key, render
+
+# LEND's per-epoch diagnostics (methods/lend.py: StepOutput.relabelled scored against the clean
+# labels): the accuracy of its diluted labels and of the model's own predictions on the training set.
+DILUTION_METRICS = ["diluted_label_acc", "model_pred_acc"]
+# Bookkeeping columns of metrics.jsonl that are not results.
+NOT_DIAGNOSTICS = {"test_acc", "lr", "seconds"}
+TSNE_CHOICES = ("first-seed", "all", "none")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=header, tablefmt="github", disable_numparse=True)
+
+
+def _setting_order(frame: pd.DataFrame) -> pd.DataFrame:
+    ordered = frame.assign(_n=frame["noise"].map(noise_sort_key), _m=frame["method"].map(method_sort_key))
+    return ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
+
+
+def trial_counts_section(trials: pd.DataFrame) -> str:
+    """Trials per state for every (dataset, protocol, noise, method), realised noise, failures."""
+    keys = ["dataset", "protocol", "noise", "method"]
+    counts = trials.groupby(keys + ["state"]).size().unstack("state", fill_value=0)
+    for state in (DONE, FAILED, INCOMPLETE):
+        if state not in counts:
+            counts[state] = 0
+    realised = trials.groupby(keys)["realised_noise"].mean()
+    table = _setting_order(counts.reset_index())
+    rows = []
+    for r in table.itertuples(index=False):
+        key = (r.dataset, r.protocol, r.noise, r.method)
+        rate = realised.get(key)
+        rows.append([r.dataset, r.protocol, r.noise, r.method, str(getattr(r, DONE)), str(getattr(r, FAILED)),
+                     str(getattr(r, INCOMPLETE)), "–" if rate is None or pd.isna(rate) else f"{100 * rate:.1f}%"])
+    total = {s: int(counts[s].sum()) for s in (DONE, FAILED, INCOMPLETE)}
+    lines = ["## Trials", "",
+             f"{len(trials)} trial directories: {total[DONE]} done, {total[FAILED]} failed, "
+             f"{total[INCOMPLETE]} incomplete (unfinished or running; never counted in a table). "
+             "Realised noise: the mean over seeds of the fraction of training labels that differ from the clean ones.",
+             "",
+             _markdown_table(["Dataset", "Protocol", "Noise", "Method", "done", "failed", "incomplete",
+                              "realised noise"], rows)]
+    failed = trials[trials["state"] == FAILED]
+    if not failed.empty:
+        lines += ["", "Failed trials (traceback in each directory's failed.json):", ""]
+        for r in failed.itertuples():
+            error = TrialDir(Path(r.path)).read_failed().get("error", "?")
+            lines.append(f"- `{Path(r.path).name}`: {error}")
+    return "\n".join(lines)
+
+
+def protocol_section(trials: pd.DataFrame) -> str:
+    """The resolved recipe of every protocol (per method where they differ) and the hyperparameters."""
+    records = {}
+    for r in trials.itertuples():
+        record = json.loads((Path(r.path) / "spec.json").read_text())
+        if "recipe" in record:  # a trial that failed before setup has only its spec
+            records.setdefault((r.protocol, r.method), record)
+    lines = ["## Protocols", "",
+             "The recipes the trials trained with, as resolved and recorded in each trial's spec.json "
+             "(a protocol's name plus any --model/--epochs/--batch-size change), and each method's hyperparameters."]
+    for protocol in sorted({p for p, _ in records}):
+        methods = sorted((m for p, m in records if p == protocol), key=method_sort_key)
+        recipes = {m: records[(protocol, m)]["recipe"] for m in methods}
+        fields = list(dict.fromkeys(k for recipe in recipes.values() for k in recipe))
+        lines += ["", f"### {protocol}", ""]
+        if all(recipes[m] == recipes[methods[0]] for m in methods):
+            rows = [[field, str(recipes[methods[0]].get(field, "–"))] for field in fields]
+            lines.append(_markdown_table(["Recipe field", f"all methods ({', '.join(methods)})"], rows))
+        else:
+            rows = [[field] + [str(recipes[m].get(field, "–")) for m in methods] for field in fields]
+            lines.append(_markdown_table(["Recipe field"] + methods, rows))
+        lines += ["", "Hyperparameters:", ""]
+        for m in methods:
+            hparams = records[(protocol, m)].get("hparams") or {}
+            text = ", ".join(f"{k}={v}" for k, v in hparams.items()) or "none"
+            lines.append(f"- {m}: {text}")
+    return "\n".join(lines)
+
+
+def _figure_link(path: Path, report: Path, caption: str) -> str:
+    return f"![{caption}]({os.path.relpath(path, report.parent)})"
+
+
+def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int = 2000, tsne_seed: int = 0,
+                 echo: Callable[[str], None] = print) -> list[Path]:
+    """Write the report page and its figures; return the paths written (page first)."""
+    from results.plots import method_colors, plot_curves, plot_tsne, load_feature_snapshot, snapshot_epochs
+    from results.reference import render_comparison
+
+    root, out = Path(results), Path(out)
+    if not root.is_dir():
+        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
+    if out.suffix.lower() != ".md":
+        raise BenchError(f"--out {out}: the report is Markdown; name a .md file")
+    if not out.parent.is_dir():
+        raise BenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    if tsne not in TSNE_CHOICES:
+        raise BenchError(f"--tsne {tsne}: choose one of {', '.join(TSNE_CHOICES)}")
+    trials = load_trials(root, states=(DONE, FAILED, INCOMPLETE))
+    if trials.empty:
+        raise BenchError(f"no trials under {results}; run `bench run --results {results}` first")
+    done = trials[trials["state"] == DONE]
+    epochs = load_epochs(root)
+    written: list[Path] = []
+    stem = out.stem
+
+    def figure_path(name: str) -> Path:
+        path = out.parent / f"{stem}_{name}.png"
+        written.append(path)
+        return path
+
+    sections = [f"# noisybench report: {root}", "",
+                "Test accuracy is measured on the clean test set after every epoch. Best = the highest over "
+                "epochs; Last = the mean over the last 10 epochs (the LEND paper's two numbers); mean ± sample "
+                "std over seeds."]
+    sections += ["", trial_counts_section(trials)]
+    if done.empty:
+        sections += ["", "No finished trials yet: no table or figure."]
+    else:
+        summary = summarize(done)
+        sections += ["", "## Results", "", render(summary, "markdown").rstrip(), "",
+                     "### Published numbers", "", render_comparison(summary, "markdown").rstrip()]
+        colors = method_colors(epochs["method"])  # one colour per method in every figure
+        curves = figure_path("curves_test_acc")
+        plot_curves(epochs, ["test_acc"], curves, where=str(root), colors=colors)
+        sections += ["", "## Learning curves", "",
+                     "Test accuracy (%) against epoch: mean over seeds, band ±1 std (the LEND paper's Fig. 6/7).",
+                     "", _figure_link(curves, out, "test accuracy against epoch")]
+        if all(m in epochs for m in DILUTION_METRICS):
+            fig4 = figure_path("dilution_vs_prediction")
+            plot_curves(epochs, DILUTION_METRICS, fig4, where=str(root), colors=colors)
+            sections += ["", "## Diluted labels against model predictions", "",
+                         "Accuracy (%) on the training set, against the clean labels, of the diluted labels "
+                         "(solid) and of the model's own predictions (dashed), for the methods that log both "
+                         "(the LEND paper's Fig. 4).", "", _figure_link(fig4, out, "diluted-label vs model-prediction accuracy")]
+        from results.plots import available_metrics
+
+        diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS]
+        if diagnostics:
+            sections += ["", "## Diagnostics", "",
+                         "Every other per-epoch metric in metrics.jsonl, for the methods that log it "
+                         "(label_precision: the fraction of selected samples whose label is clean; "
+                         "label_recall: the fraction of clean samples selected)."]
+            for metric in diagnostics:
+                path = figure_path(f"curves_{metric}")
+                plot_curves(epochs, [metric], path, where=str(root), colors=colors)
+                sections += ["", f"### {metric}", "", _figure_link(path, out, metric)]
+    if tsne != "none" and not done.empty:
+        chosen = _setting_order(done).sort_values("seed", kind="stable")
+        if tsne == "first-seed":
+            chosen = chosen.drop_duplicates(["dataset", "protocol", "noise", "method"])
+        chosen = _setting_order(chosen)
+        tsne_lines = []
+        for r in chosen.itertuples():
+            for epoch in snapshot_epochs(r.path):
+                echo(f"t-SNE: {r.method} {r.noise} seed {r.seed} epoch {epoch}")
+                path = figure_path(f"tsne_{Path(r.path).name}_e{epoch}")
+                plot_tsne(load_feature_snapshot(r.path, epoch), path, subsample=tsne_subsample, seed=tsne_seed)
+                tsne_lines += ["", f"### {r.method}, {r.noise}, seed {r.seed}, epoch {epoch}", "",
+                               _figure_link(path, out, f"t-SNE {r.method} {r.noise} epoch {epoch}")]
+        if tsne_lines:
+            sections += ["", "## t-SNE of penultimate features", "",
+                         f"One 2-d t-SNE (scikit-learn, PCA init, random_state={tsne_seed}) of the training set's "
+                         f"penultimate features, on a seeded subsample of at most {tsne_subsample} points, coloured by "
+                         "the true, the predicted and the noisy label (the LEND paper's Fig. 1). Snapshots come "
+                         "from `bench run --save-features`."] + tsne_lines
+    sections += ["", protocol_section(trials), ""]
+    out.write_text("\n".join(sections))
+    return [out] + written
