@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("slurm.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "results.commands")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,9 +106,18 @@ def cmd_table(args) -> int:
         raise BenchError(f"--results {args.results}: no such directory; run `bench run` first or point at a results dir")
     from results.aggregate import load_trials
 
+    if args.compare_paper and args.format == "csv":
+        raise BenchError("--compare-paper needs --format markdown or latex (the CSV holds measured numbers only)")
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
-    return print_table(args.results, args.format)
+    status = print_table(args.results, args.format)
+    if args.compare_paper:
+        from results.aggregate import summarize
+        from results.reference import render_comparison
+
+        print()
+        print(render_comparison(summarize(load_trials(args.results)), args.format), end="")
+    return status
 
 
 def cmd_noise(args) -> int:
@@ -170,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="the table of a results directory")
     p.add_argument("--results", default="runs")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    p.add_argument("--compare-paper", action="store_true",
+                   help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
+                        "method, saying where the protocols differ")
     p.set_defaults(handler=cmd_table)
 
     p = sub.add_parser("noise", help="sample noisy labels, print the realised rate and matrices")
