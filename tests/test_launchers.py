@@ -1,0 +1,284 @@
+"""Launchers without SLURM: the local launcher (submitit's LocalExecutor) against inline, only the
+missing trials submitted, a preempted worker requeued and resumed, a failing trial inside a batch,
+`bench status` on a hand-made store, and one-line errors for bad launcher options."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.spec import TrialSpec
+from results.store import TrialStore
+from slurm.commands import parse_mem
+from slurm.launcher import (DONE, FAILED, INCOMPLETE, NOT_STARTED, PENDING, RUNNING, LaunchOptions, TrialBatch,
+                            chunk_trials, collect_status, load_submissions, local_job_alive, task_progress_file)
+
+EPOCHS = 3
+SWEEP = ["--methods", "standard", "--noise", "sym:0.4", "--epochs", str(EPOCHS), "--device", "cpu"]
+
+
+def spec(seed: int, **changes) -> TrialSpec:
+    fields = dict(dataset="digits", method="standard", noise="sym:0.4", seed=seed, protocol="quick", epochs=EPOCHS)
+    fields.update(changes)
+    return TrialSpec(**fields)
+
+
+def metrics_without_time(results, s: TrialSpec) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "seconds"} for m in TrialStore(results).trial(s).read_metrics()]
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="module")
+def inline_results(tmp_path_factory) -> Path:
+    """The reference: seeds 0 and 1 run inline."""
+    results = tmp_path_factory.mktemp("inline")
+    assert main(["run", *SWEEP, "--seeds", "2", "--results", str(results)]) == 0
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# The local launcher end to end
+# --------------------------------------------------------------------------------------
+def test_local_launcher_equals_inline_and_submits_only_missing_trials(inline_results, tmp_path, capsys):
+    results = tmp_path / "local"
+    assert main(["run", *SWEEP, "--seeds", "1", "--launcher", "local", "--results", str(results)]) == 0
+    first_done = (results / spec(0).dirname / "done.json").stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["run", *SWEEP, "--seeds", "2", "--launcher", "local", "--workers", "2",
+                 "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 trials already done" in out
+    assert "| standard" in out  # the table at the end
+    submissions = load_submissions(results)
+    assert len(submissions) == 2
+    assert [t["dir"] for task in submissions[1]["tasks"] for t in task["trials"]] == [spec(1).dirname]
+    assert (results / spec(0).dirname / "done.json").stat().st_mtime_ns == first_done  # not rerun
+
+    for seed in (0, 1):
+        local = metrics_without_time(results, spec(seed))
+        assert len(local) == EPOCHS
+        assert local == metrics_without_time(inline_results, spec(seed))
+
+    assert main(["status", "--results", str(results)]) == 0
+    assert "2 trials: done 2 | running 0 | pending 0 | failed 0 | incomplete 0" in capsys.readouterr().out
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_preempted_local_worker_is_requeued_and_resumes_from_its_checkpoint(inline_results, tmp_path, capsys):
+    results = tmp_path / "preempted"
+    assert main(["run", *SWEEP, "--seeds", "1", "--launcher", "local", "--no-wait", "--results", str(results)]) == 0
+    assert "bench status --results" in capsys.readouterr().out
+    (task,) = load_submissions(results)[0]["tasks"]
+    controller = int(task["job_id"])
+    trial = TrialStore(results).trial(spec(0))
+
+    wait_until(lambda: len(trial.read_metrics()) >= 1, 120, "the first epoch", 0.05)
+    assert collect_status(results).trials[spec(0).dirname].state == RUNNING
+    # What SLURM sends before a time limit or a preemption: submitit checkpoints and requeues.
+    for worker in _children(controller):
+        os.kill(worker, signal.SIGUSR2)
+    wait_until(lambda: not local_job_alive(str(controller)), 180, "the requeued worker to finish")
+
+    done = trial.read_done()
+    assert 1 <= done["resumed_from"] < EPOCHS, done
+    assert metrics_without_time(results, spec(0)) == metrics_without_time(inline_results, spec(0))
+    assert "requeued" in Path(task["stdout"]).read_text()
+    assert collect_status(results).counts()[DONE] == 1
+
+
+def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypatch):
+    # What submitit's local executor sets in a job, so that JobEnvironment knows the job id.
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+    bad, good = spec(0, noise="sym:1.4"), spec(1, epochs=1)
+    batch = TrialBatch(str(tmp_path), "sub1", {"device": "cpu"})
+    assert batch([bad.to_json(), good.to_json()]) == [
+        {"trial": bad.dirname, "state": FAILED}, {"trial": good.dirname, "state": DONE}]
+    store = TrialStore(tmp_path)
+    assert store.state(bad) == FAILED and store.state(good) == DONE
+    progress = json.loads(task_progress_file(tmp_path, "sub1", "4242").read_text())
+    assert progress["current"] is None
+    assert progress["finished"] == {bad.dirname: FAILED, good.dirname: DONE}
+
+
+def test_checkpoint_requeues_the_same_batch_with_the_same_trials(tmp_path):
+    import cloudpickle
+
+    batch = TrialBatch(str(tmp_path), "sub1", {"device": "cpu", "checkpoint_every": 1})
+    delayed = batch.checkpoint([spec(0).to_json()])
+    assert delayed.function is batch and delayed.args == ([spec(0).to_json()],)
+    copy = cloudpickle.loads(cloudpickle.dumps(delayed))  # what submitit writes for the requeued task
+    assert copy.function.trial_kwargs == batch.trial_kwargs and copy.args == delayed.args
+
+
+# --------------------------------------------------------------------------------------
+# bench status on a hand-made store
+# --------------------------------------------------------------------------------------
+def write_trial(root: Path, s: TrialSpec, epochs_run: int, state: str | None) -> Path:
+    path = root / s.dirname
+    path.mkdir(parents=True)
+    (path / "spec.json").write_text(json.dumps({"spec": s.to_json(), "hash": s.hash, "recipe": {"epochs": 5}}))
+    (path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "test_acc": 0.5}) + "\n"
+                                                for e in range(epochs_run)))
+    if state == DONE:
+        (path / "done.json").write_text(json.dumps({"best": 0.5, "last": 0.5, "best_epoch": 1, "seconds": 1.0}))
+    if state == FAILED:
+        (path / "failed.json").write_text(json.dumps({
+            "state": FAILED, "error": "ValueError: first line", "failed_at": time.time(),
+            "traceback": "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom at epoch 2\n"}))
+    return path
+
+
+def write_submission(root: Path, submission: str, tasks: list[tuple[str, list[TrialSpec]]]) -> None:
+    folder = root / ".submitit" / "submissions"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"submission": submission, "launcher": "local", "job": tasks[0][0], "submitted_at": time.time(),
+              "host": os.uname().nodename, "log_folder": str(root / ".submitit"),
+              "tasks": [{"job_id": job, "stdout": f"/logs/{job}_0_log.out", "stderr": f"/logs/{job}_0_log.err",
+                         "trials": [{"dir": s.dirname, "label": s.label()} for s in specs]}
+                        for job, specs in tasks]}
+    (folder / f"20260101-000000_local_{submission}.json").write_text(json.dumps(record))
+
+
+def test_status_counts_states_and_shows_errors_and_logs(tmp_path, capsys):
+    import socket
+
+    root = tmp_path / "runs"
+    done, failed, incomplete, running, pending, never = (spec(seed) for seed in range(6))
+    write_trial(root, done, 5, DONE)
+    write_trial(root, failed, 2, FAILED)
+    write_trial(root, incomplete, 3, None)
+    write_trial(root, running, 1, None)
+    # A live "job": a process whose command line names submitit, as a local controller's does.
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "submitit"])
+    try:
+        write_submission(root, "old", [("999999999", [failed, incomplete, never])])
+        write_submission(root, "new", [(str(live.pid), [running, pending])])
+        progress = task_progress_file(root, "new", str(live.pid))
+        progress.parent.mkdir(parents=True)
+        progress.write_text(json.dumps({"submission": "new", "current": running.dirname, "finished": {}}))
+        assert socket.gethostname() == os.uname().nodename
+
+        report = collect_status(root)
+        states = {name: t.state for name, t in report.trials.items()}
+        assert states == {done.dirname: DONE, failed.dirname: FAILED, incomplete.dirname: INCOMPLETE,
+                          running.dirname: RUNNING, pending.dirname: PENDING, never.dirname: NOT_STARTED}
+
+        assert main(["status", "--results", str(root)]) == 0
+        out = capsys.readouterr().out
+    finally:
+        live.kill()
+        live.wait()
+    assert "6 trials: done 1 | running 1 | pending 1 | failed 1 | incomplete 1 | not started 1" in out
+    failed_block = out[out.index("failed      standard sym:0.4 seed 1"):]
+    assert failed_block.splitlines()[0].endswith("ValueError: boom at epoch 2")  # the traceback's last line
+    assert str(root / failed.dirname / "failed.json") in failed_block
+    assert "/logs/999999999_0_log.out" in failed_block and "/logs/999999999_0_log.err" in failed_block
+    assert f"running     standard sym:0.4 seed 3: epoch 1/5, local job (pid) {live.pid}" in out
+    assert "incomplete  standard sym:0.4 seed 2: epoch 3/5 checkpointed" in out
+    assert "rerun the same `bench run` command" in out
+
+    # Once the job is gone, its unfinished trials are incomplete (started) or not started.
+    after = {name: t.state for name, t in collect_status(root).trials.items()}
+    assert after[running.dirname] == INCOMPLETE and after[pending.dirname] == NOT_STARTED
+
+
+# --------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--launcher", "foo"], "invalid choice: 'foo'"),
+        (["--launcher", "slurm", "--trials-per-job", "0"], "--trials-per-job 0: must be at least 1"),
+        (["--launcher", "slurm", "--slurm", "qos"], "--slurm qos: expected KEY=VALUE"),
+        (["--launcher", "slurm", "--slurm", "=high"], "expected KEY=VALUE"),
+        (["--launcher", "slurm", "--slurm", "output=x.log"], "submitit sets --output itself"),
+        (["--launcher", "slurm", "--slurm", "partition=gpu"], "use --partition instead"),
+        (["--launcher", "slurm", "--mem", "lots"], "--mem lots"),
+        (["--launcher", "slurm", "--time", "0"], "--time 0"),
+        (["--launcher", "slurm", "--workers", "2"], "--workers applies to --launcher local only"),
+        (["--launcher", "local", "--partition", "gpu"], "--partition applies to --launcher slurm only"),
+        (["--launcher", "local", "--trials-per-job", "2"], "--trials-per-job applies to --launcher slurm only"),
+        (["--launcher", "local", "--workers", "0"], "--workers 0"),
+        (["--launcher", "local", "--max-requeues", "-1"], "--max-requeues -1"),
+        (["--workers", "2"], "--workers needs --launcher local or slurm"),
+        (["--no-wait"], "--wait/--no-wait needs --launcher local or slurm"),
+        (["--launcher", "local", "--methods", "nosuch"], "unknown method 'nosuch'"),
+    ],
+)
+def test_bad_launcher_options_are_one_line_exit_2_and_write_nothing(args, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", *SWEEP, *args, "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("bench: error: ") and err.count("\n") == 1, err
+    assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slurm_launcher_without_slurm_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    assert main(["run", *SWEEP, "--launcher", "slurm", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "sbatch/srun not found on PATH" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_of_a_missing_directory_is_one_line(tmp_path, capsys):
+    assert main(["status", "--results", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, expected", [("16G", "16G"), ("16GB", "16G"), ("1.5G", "1536M"), ("4000", "4000"),
+                                            ("4000m", "4000M")])
+def test_mem_sizes_in_sbatch_form(text, expected):
+    assert parse_mem(text) == expected
+
+
+def test_sbatch_script_carries_the_options():
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    options = LaunchOptions(launcher="slurm", partition="gpu", time_min=30, gpus_per_task=1, cpus_per_task=4,
+                            mem="16G", array_parallelism=2, sbatch_options=(("qos", "high"),),
+                            setup_lines=("module load cuda",))
+    script = _make_sbatch_string(command="python -m x", folder="/tmp/%j", map_count=5, **options.slurm_parameters())
+    for line in ("#SBATCH --array=0-4%2", "#SBATCH --partition=gpu", "#SBATCH --time=30", "#SBATCH --gpus-per-task=1",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G", "#SBATCH --qos=high", "module load cuda",
+                 "#SBATCH --signal=USR2@90"):
+        assert line in script, line
+
+
+def test_trials_are_grouped_per_array_task_or_spread_over_workers():
+    specs = [spec(seed) for seed in range(7)]
+    slurm = chunk_trials(specs, LaunchOptions(launcher="slurm", trials_per_job=3), workers=0)
+    assert [[s.seed for s in chunk] for chunk in slurm] == [[0, 1, 2], [3, 4, 5], [6]]
+    local = chunk_trials(specs, LaunchOptions(launcher="local"), workers=2)
+    assert [[s.seed for s in chunk] for chunk in local] == [[0, 2, 4, 6], [1, 3, 5]]
