@@ -174,44 +174,58 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float, beta1: float) -> None:
 # Metrics accumulated on the device
 # --------------------------------------------------------------------------------------
 class EpochMeter:
-    """Sums kept as device tensors during an epoch and read with one host sync at its end."""
+    """Sums kept as device tensors during an epoch and read with one host sync at its end.
 
-    def __init__(self, device: torch.device, has_clean: bool):
-        self.device = device
-        self.has_clean = has_clean
+    ``add`` runs after every step, so nothing in it may move data between host and device: the
+    sample count is a Python int taken from shapes (a ``torch.tensor(n, device=cuda)`` per step
+    would be a blocking copy), the clean labels are gathered only for the selections and
+    relabellings a method reports, and the clean share of all samples seen is counted once, in
+    ``read``, from the epoch's indices.
+    """
+
+    def __init__(self, data: "DeviceData"):
+        self.device = data.device
+        self.has_clean = data.has_clean
+        self.clean_labels = data.clean
+        self.is_clean = data.is_clean
         self.sums: dict[str, Tensor] = {}
         self.steps = 0
+        self.samples = 0
+        self.indices: list[Tensor] = []
 
     def _add(self, key: str, value: Tensor) -> None:
         value = value.detach().float()
         if key in self.sums:
-            self.sums[key] = self.sums[key] + value
+            self.sums[key].add_(value)
         else:
             self.sums[key] = value.clone()
 
-    def add(self, out: StepOutput, clean: Tensor, is_clean: Tensor, num: int) -> None:
+    def add(self, out: StepOutput, index: Tensor) -> None:
         self.steps += 1
+        self.samples += int(index.shape[0])
+        self.indices.append(index)
         self._add("loss", out.loss)
-        self._add("samples", torch.tensor(float(num), device=self.device))
-        if self.has_clean:
-            self._add("clean", is_clean.sum())
+        if self.has_clean and out.selected:
+            is_clean = self.is_clean[index]
         for name, weight in out.selected.items():
             weight = weight.detach().float()
             self._add(f"sel/{name}/w", weight.sum())
             if self.has_clean:
                 self._add(f"sel/{name}/w_clean", (weight * is_clean).sum())
-                self._add(f"sel/{name}/w_noisy", (weight * (1 - is_clean)).sum())
-        if self.has_clean:
+        if self.has_clean and out.relabelled:
+            clean = self.clean_labels[index]
             for name, predicted in out.relabelled.items():
                 self._add(f"rel/{name}", (predicted == clean).float().sum())
         for name, value in out.stats.items():
             self._add(f"stat/{name}", value)
 
     def read(self) -> dict[str, float]:
+        if self.has_clean and self.indices:
+            self._add("clean", self.is_clean[torch.cat(self.indices)].sum())
         keys = list(self.sums)
         values = torch.stack([self.sums[k] for k in keys]).tolist() if keys else []
         sums = dict(zip(keys, values))
-        n = max(sums.get("samples", 0.0), 1.0)
+        n = max(float(self.samples), 1.0)
         clean = sums.get("clean", 0.0)
         noisy = n - clean
         out = {"train_loss": sums.get("loss", float("nan")) / max(self.steps, 1)}
@@ -223,7 +237,7 @@ class EpochMeter:
                 w_clean = sums[f"sel/{name}/w_clean"]
                 out[f"{name}label_precision"] = w_clean / w if w > 0 else float("nan")
                 out[f"{name}label_recall"] = w_clean / clean if clean > 0 else float("nan")
-                out[f"{name}weight_noisy"] = sums[f"sel/{name}/w_noisy"] / noisy if noisy > 0 else float("nan")
+                out[f"{name}weight_noisy"] = (w - w_clean) / noisy if noisy > 0 else float("nan")
         for key, value in sums.items():
             if key.startswith("rel/"):
                 out[f"{key[4:]}_acc"] = value / n
@@ -357,8 +371,14 @@ class TrialSetup:
     method: Method
 
 
-def setup_trial(spec: TrialSpec, device: torch.device, data_root=None) -> TrialSetup:
-    dataset = datasets.load(spec.dataset, data_root)
+def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None) -> TrialSetup:
+    """Data, noisy labels, recipe and method of one trial, on ``device``.
+
+    ``dataset``: an in-memory Dataset to use instead of loading ``spec.dataset`` (`bench speed`
+    times the real trial on synthetic data of a real dataset's shape this way).
+    """
+    if dataset is None:
+        dataset = datasets.load(spec.dataset, data_root)
     noise_spec = noise.parse_noise(spec.noise)
     noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
     recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
@@ -425,6 +445,11 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.feature_epochs = frozenset(feature_epochs)  # 1-based epochs after which to snapshot features
         self.optimizer = build_optimizer(self.recipe, self.method.parameters())
+        if self.data.device.type == "cuda":
+            # Every step has the same shapes (the last batch of an epoch aside), so cuDNN's
+            # autotuner picks each convolution's fastest kernel once.  GPU training is not
+            # bitwise reproducible anyway (atomic adds in the backward), so nothing is lost.
+            torch.backends.cudnn.benchmark = True
         self.view = _TrainerViewImpl(self)
         self.epoch = 0
         self.num_classes = setup.dataset.num_classes
@@ -460,10 +485,12 @@ class Trainer:
             batches.pop()
         return batches
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
+        """One epoch of steps and its metrics (one host sync, at the end).  ``max_steps`` stops
+        after that many steps: `bench speed` times the real step this way."""
         data, method = self.data, self.method
         method.train()
-        meter = EpochMeter(data.device, data.has_clean)
+        meter = EpochMeter(data)
         augment_gen = self.generator("augment", epoch) if data.augment else None
         for index in self.batch_order(epoch):
             batch = Batch(data.train_input(index, augment_gen), data.noisy[index], index)
@@ -472,7 +499,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             self.optimizer.step()
-            meter.add(out, data.clean[index], data.is_clean[index], len(batch))
+            meter.add(out, index)
+            if meter.steps == max_steps:
+                break
         return meter.read()
 
     def evaluate(self) -> dict[str, float]:
