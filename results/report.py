@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +28,11 @@ from results.tables import method_sort_key, noise_sort_key, render
 # LEND's per-epoch diagnostics (methods/lend.py: StepOutput.relabelled scored against the clean
 # labels): the accuracy of its diluted labels and of the model's own predictions on the training set.
 DILUTION_METRICS = ["diluted_label_acc", "model_pred_acc"]
-# Bookkeeping columns of metrics.jsonl that are not results.
-NOT_DIAGNOSTICS = {"test_acc", "lr", "seconds"}
+# Bookkeeping columns of metrics.jsonl that are not results (test_acc has its own figure).
+NOT_DIAGNOSTICS = {"test_acc", "lr", "seconds", "round"}
+# Two-network methods log net 2's copy of a diagnostic as net2_<name> or <name>_net2 (and loss_net1):
+# one figure per diagnostic holds both networks, one line style each.
+NETWORK_AFFIX = re.compile(r"^net\d+_|_net\d+$")
 TSNE_CHOICES = ("first-seed", "all", "none")
 
 
@@ -168,10 +172,15 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
                          "Every other per-epoch metric in metrics.jsonl, for the methods that log it "
                          "(label_precision: the fraction of selected samples whose label is clean; "
                          "label_recall: the fraction of clean samples selected)."]
+            groups: dict[str, list[str]] = {}
             for metric in diagnostics:
-                path = figure_path(f"curves_{metric}")
-                plot_curves(epochs, [metric], path, where=str(root), colors=colors)
-                sections += ["", f"### {metric}", "", _figure_link(path, out, metric)]
+                groups.setdefault(NETWORK_AFFIX.sub("", metric), []).append(metric)
+            for name, metrics in groups.items():
+                if name not in metrics and name in epochs:  # test_acc_net2 is drawn beside net 1's test_acc
+                    metrics.insert(0, name)
+                path = figure_path(f"diagnostics_{name}")
+                plot_curves(epochs, metrics, path, where=str(root), colors=colors)
+                sections += ["", f"### {', '.join(metrics)}", "", _figure_link(path, out, name)]
     if tsne != "none" and not done.empty:
         chosen = _setting_order(done).sort_values("seed", kind="stable")
         if tsne == "first-seed":

@@ -84,6 +84,7 @@ def store(tmp_path):
                         line["diluted_label_acc"] = float(diagnostic_curve(method, noise, seed, 1)[e])
                         line["model_pred_acc"] = float(diagnostic_curve(method, noise, seed, 2)[e])
                         line["label_precision"] = float(diagnostic_curve(method, noise, seed, 3)[e])
+                        line["test_acc_net2"] = float(diagnostic_curve(method, noise, seed, 4)[e])
                     lines.append(line)
                 write_trial(root, method, noise, seed, lines, hparams={"k": 8} if method == "lend" else {})
     write_trial(root, "standard", "sym:0.4", 7, [{"epoch": 1, "test_acc": 0.99}], state="failed")
@@ -168,7 +169,8 @@ def test_cli_curves_writes_the_file_and_rejects_an_unknown_metric(store, tmp_pat
                  "--out", str(tmp_path / "v.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'val_acc' is in no finished trial" in err
-    assert "available: diluted_label_acc, label_precision, lr, model_pred_acc, seconds, test_acc, train_loss" in err
+    assert ("available: diluted_label_acc, label_precision, lr, model_pred_acc, seconds, test_acc, test_acc_net2, "
+            "train_loss") in err
     assert not (tmp_path / "v.png").exists()
     assert main(["plot", "curves", "--results", str(store), "--out", str(tmp_path / "x.jpg")]) == 2
     assert main(["plot", "curves", "--results", str(store), "--methods", "lend", "--noise", "pair:0.45",
@@ -343,13 +345,14 @@ def test_report_page_links_existing_figures_and_counts_trials(store, tmp_path):
     out.parent.mkdir()
     written = write_report(store, out, tsne_subsample=60, echo=lambda _: None)
     page = out.read_text()
-    assert written[0] == out
+    assert written[0] == out and len(set(written)) == len(written)  # no figure overwrites another
     for figure in written[1:]:
         assert figure.parent == out.parent and figure.stat().st_size > 5_000
         assert f"]({figure.name})" in page  # linked by a relative path
     names = {p.name for p in written[1:]}
-    assert {"report_curves_test_acc.png", "report_dilution_vs_prediction.png", "report_curves_train_loss.png",
-            "report_curves_label_precision.png", f"report_tsne_{trial.name}_e5.png"} <= names
+    assert {"report_curves_test_acc.png", "report_dilution_vs_prediction.png", "report_diagnostics_train_loss.png",
+            "report_diagnostics_label_precision.png", f"report_tsne_{trial.name}_e5.png",
+            "report_diagnostics_test_acc.png"} <= names  # net 2's test accuracy beside net 1's
     assert png_size(out.parent / "report_curves_test_acc.png") == pixels(2 * CURVE_PANEL_INCHES[0], CURVE_PANEL_INCHES[1])
     # trial counts per state: 12 done, the failed one with its error, the incomplete one
     assert "14 trial directories: 12 done, 1 failed, 1 incomplete" in page
