@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "results.commands")
+COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "results.commands", "bench.speed")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,9 +82,20 @@ def cmd_run(args) -> int:
     from slurm.commands import launch_options
 
     launch = launch_options(args)
+    if args.trials_per_gpu < 1:
+        raise BenchError(f"--trials-per-gpu {args.trials_per_gpu}: must be at least 1")
+    if args.trials_per_gpu > 1 and launch.launcher != "inline":
+        raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
+                         f"drop it for --launcher {launch.launcher}")
     specs = build_specs(sweep_request(args))
     feature_epochs = parse_feature_epochs(args.save_features, specs)
-    if launch.launcher == "inline":
+    if launch.launcher == "inline" and args.trials_per_gpu > 1:
+        from bench.sweep import run_packed
+
+        counts = run_packed(specs, args.results, trials_per_gpu=args.trials_per_gpu, device=args.device,
+                            data_root=args.data_root, checkpoint_every=args.checkpoint_every,
+                            feature_epochs=feature_epochs)
+    elif launch.launcher == "inline":
         counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
                             checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs)
     else:
@@ -166,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train a sweep (methods x noise x seeds) and print its table")
     add_sweep_arguments(p)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
+                   help="run K trials at once on each GPU, one process each, when one trial cannot fill it "
+                        "(on the CPU: K processes sharing its cores); `bench speed --pack 1,2,4,8` measures the gain")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
                    help="save a resumable checkpoint every N epochs (default 1)")
     p.add_argument("--save-features", default=None, metavar="EPOCHS",

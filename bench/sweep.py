@@ -163,3 +163,38 @@ def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=N
         echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
              f"({counts['failed']} failed) on {torch_device}")
     return counts
+
+
+def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, device=None, data_root=None,
+               echo: Callable[[str], None] = print, checkpoint_every: int = 1,
+               feature_epochs: tuple[int, ...] = ()) -> dict[str, int]:
+    """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
+    many processes sharing its cores), each in its own process running the same ``run_trial``.
+
+    One trial of a small model cannot fill a large GPU; several can (`bench speed --pack` measures
+    how much that gains).  Same counts and progress lines as run_inline, in the order trials end.
+    """
+    from bench.packing import process_devices, run_trials_packed
+    from bench.train import resolve_device
+
+    store = TrialStore(results_root)
+    todo = [s for s in specs if store.state(s) != DONE]
+    skipped = len(specs) - len(todo)
+    if skipped:
+        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
+        if feature_epochs:
+            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
+    torch_device = resolve_device(device)
+    counts = {"done": skipped, "failed": 0}
+    started = time.perf_counter()
+    finished = run_trials_packed(todo, results_root, trials_per_gpu=trials_per_gpu, device=torch_device,
+                                 data_root=data_root, checkpoint_every=checkpoint_every,
+                                 feature_epochs=feature_epochs)
+    for i, (spec, summary) in enumerate(finished, 1):
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(i, len(todo), spec, summary))
+    if todo:
+        devices = process_devices(torch_device)
+        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
+             f"({counts['failed']} failed) on {', '.join(devices)}, {trials_per_gpu} at a time on each")
+    return counts
