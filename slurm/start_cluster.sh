@@ -274,6 +274,16 @@ start_munge() {
         die "munge does not answer on $MUNGE/munge.socket ($WHY)" "$LOG/munged.log"
 }
 
+# mariadbd_running: a mariadbd of this directory runs (its pid file comes only once it is ready).
+mariadbd_running() {
+    local p
+    for p in /proc/[0-9]*; do
+        [[ $(cat "$p/comm" 2>/dev/null) == mariadbd ]] || continue
+        { tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qxF -- "--defaults-file=$ETC/my.cnf" && return 0
+    done
+    return 1
+}
+
 start_mariadb() {
     if ! pid_alive "$RUN/mysql/mariadb.pid" mariadbd; then
         if [[ ! -d $DB/mysql ]]; then
@@ -285,12 +295,13 @@ start_mariadb() {
         chown -R mysql:mysql "$DB"
         mkdir -p "$RUN/mysql"; chown mysql:mysql "$RUN/mysql"
         touch "$LOG/mariadb.log"; chown mysql:mysql "$LOG/mariadb.log"
-        # setsid: its own session, so it outlives this shell and ignores the caller's signals.
+        # setsid -f: own session, forked off at once, so it outlives this shell, ignores the
+        # caller's signals, and no waiting shell of ours lingers (holding the start lock).
         started mariadbd
-        detached setsid mariadbd --defaults-file="$ETC/my.cnf" </dev/null >>"$LOG/mariadb.log" 2>&1 &
-        mariadb_pid=$!
+        detached setsid -f mariadbd --defaults-file="$ETC/my.cnf" </dev/null >>"$LOG/mariadb.log" 2>&1
+        mariadb_starting=1
     fi
-    wait_for 60 '[[ -z ${mariadb_pid:-} ]] || kill -0 "$mariadb_pid"' mariadb-admin --defaults-file="$ETC/my.cnf" ping ||
+    wait_for 60 '[[ -z ${mariadb_starting:-} ]] || mariadbd_running' mariadb-admin --defaults-file="$ETC/my.cnf" ping ||
         die "MariaDB does not answer on $RUN/mysql/mysqld.sock ($WHY)" "$LOG/mariadb.log"
     # (Re)create the slurmdbd user; idempotent.
     mariadb --defaults-file="$ETC/my.cnf" -uroot >>"$LOG/mariadb-install.log" 2>&1 <<EOF ||

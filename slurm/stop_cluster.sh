@@ -3,7 +3,9 @@
 #
 # Cancels every queued or running job, then stops the daemons newest first (slurmd, slurmctld,
 # slurmdbd, mariadbd, munged) through their PID files, waits until each is gone (SIGKILL after a
-# grace period) and removes the /etc/slurm/slurm.conf symlink.  Safe to call when nothing runs
+# grace period), kills job steps orphaned by a dead slurmd (with their processes) and removes the
+# /etc/slurm/slurm.conf symlink.  Touches only processes of $NOISYBENCH_SLURM_DIR (other clusters
+# on the machine keep running).  Safe to call when nothing runs
 # (exit 0).  Keeps $NOISYBENCH_SLURM_DIR (state, accounting DB, logs) so a restart is quick;
 # `rm -rf` it for a clean slate.  Exit status 1 only if a daemon could not be stopped.
 set -uo pipefail
@@ -65,7 +67,7 @@ stop() {
             done
         done
     fi
-    rm -f "$pidfile"
+    [[ -z $pidfile ]] || rm -f "$pidfile"
 }
 
 # 1. Cancel jobs while slurmctld still runs, and give the job steps a moment to end.
@@ -81,19 +83,37 @@ if [[ -f $SLURM_CONF ]] && [[ -n $(our_pids slurmctld "$RUN/slurmctld.pid") ]] &
     fi
 fi
 
-# 2. Daemons, newest first.
+# 2. Daemons, newest first (the daemons' pid files; see our_pids for the fallback).
 stop slurmd    "$RUN/slurmd.pid"    15
 stop slurmctld "$RUN/slurmctld.pid" 15
 stop slurmdbd  "$RUN/slurmdbd.pid"  15
 stop mariadbd  "$RUN/mysql/mariadb.pid" 60
 stop munged    "$MUNGE/munged.pid"  10
 
-# 3. Job steps orphaned by a slurmd that died before its jobs.
-for p in /proc/[0-9]*; do
-    [[ $(cat "$p/comm" 2>/dev/null) == slurmstepd ]] || continue
-    say "warning: slurmstepd pid ${p#/proc/} is still running (not started from $DIR?)"
-done
-
+# 3. Job steps of this cluster that outlived their slurmd (they carry its SLURM_CONF), with the
+#    job processes under them: SIGKILL to the whole tree (scancel has already been tried).
+descendants() {   # descendants PID...: all processes below the given ones
+    local p stat ppid
+    declare -A kids=()
+    for p in /proc/[0-9]*; do
+        stat=$(cat "$p/stat" 2>/dev/null) || continue
+        stat=${stat##*) }; ppid=$(cut -d' ' -f2 <<<"$stat")
+        kids[$ppid]+=" ${p#/proc/}"
+    done
+    local queue=("$@") pid
+    while ((${#queue[@]})); do
+        pid=${queue[0]}; queue=("${queue[@]:1}")
+        for p in ${kids[$pid]-}; do echo "$p"; queue+=("$p"); done
+    done
+}
+steps=$(our_pids slurmstepd "")
+if [[ -n $steps ]]; then
+    tree=$(descendants $steps)
+    say "killing orphaned job steps $(echo $steps) and their processes $(echo $tree)"
+    kill -KILL $steps $tree 2>/dev/null
+    sleep 0.5
+    for pid in $steps; do alive "$pid" slurmstepd && { say "ERROR: slurmstepd $pid survived SIGKILL"; failed=1; }; done
+fi
 
 if [[ -L $ETC_LINK && $(readlink "$ETC_LINK") == "$ETC/slurm.conf" ]]; then
     rm -f "$ETC_LINK"
