@@ -57,6 +57,9 @@ class Dataset:
 
     @property
     def num_train(self) -> int:
+        # A streamed dataset holds no training images in memory: its stream lists them all.
+        if self.train_stream is not None:
+            return self.train_stream.num_images
         return len(self.train_images)
 
     @property
