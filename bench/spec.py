@@ -8,6 +8,11 @@ import re
 from dataclasses import dataclass
 
 
+# TrialSpec fields added after trials were first stored, with default None: to_json leaves
+# them out while they are None.  Append here when adding such a field.
+OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained",)
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     """Everything that decides a trial's numbers (the data root and device do not)."""
@@ -21,10 +26,17 @@ class TrialSpec:
     epochs: int | None = None
     batch_size: int | None = None
     hparams: tuple[tuple[str, str], ...] = ()  # sorted (name, value-as-text) overrides
+    # Fields added after the first trials were stored; listed in OMITTED_WHEN_DEFAULT.
+    pretrained: str | None = None  # absolute path of the initial weights (--pretrained)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data["hparams"] = dict(self.hparams)
+        # A later field left at its default stays out of the JSON, so that the hash (and the
+        # directory) of every spec written before the field existed does not change.
+        for name in OMITTED_WHEN_DEFAULT:
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod
