@@ -1,11 +1,14 @@
-"""Networks: ``mlp``, a small ``cnn``, the CIFAR ``resnet18`` and ``preact_resnet18``.
+"""Networks: ``mlp``, ``mlp1``, a small ``cnn``, the CIFAR ``resnet18`` and ``preact_resnet18``,
+``vgg19_bn`` and torchvision's ImageNet ``resnet50``.
 
 Every model's ``forward(x, return_features=False)`` returns logits, or
 ``(logits, features)`` with the penultimate features (what LEND dilutes over and
-self-learning elects prototypes from).
+self-learning elects prototypes from).  Every model's classifier is ``fc``, which is
+what :func:`load_pretrained` leaves out when it copies weights trained for other classes.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -70,6 +73,14 @@ def mlp(num_classes: int, image_shape: tuple[int, int, int], hidden: int = 256) 
         nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(inplace=True),
         nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
     )
+    return FeatureClassifier(body, hidden, num_classes)
+
+
+@register_model("mlp1", "one hidden layer of 256 with ReLU (JoCoR's MNIST MLPNet)")
+def mlp1(num_classes: int, image_shape: tuple[int, int, int], hidden: int = 256) -> nn.Module:
+    # hongxin001/JoCoR model/cnn.py MLPNet: Linear(784, 256) -> ReLU -> Linear(256, 10).
+    c, h, w = image_shape
+    body = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(inplace=True))
     return FeatureClassifier(body, hidden, num_classes)
 
 
@@ -166,3 +177,147 @@ def resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
 @register_model("preact_resnet18", "CIFAR PreAct ResNet-18 (LEND's official backbone, ~11.2M parameters)")
 def preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     return FeatureClassifier(CifarResNetBody(PreActBlock, image_shape[0], preact=True), 512, num_classes)
+
+
+# --------------------------------------------------------------------------------------
+# VGG-19-BN (Animal-10N) and torchvision's ResNet-50 (Clothing1M, Food-101N)
+# --------------------------------------------------------------------------------------
+VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                512, 512, 512, 512, "M")  # configuration "E" of Simonyan & Zisserman (2015)
+
+
+class VGG(nn.Module):
+    """torchvision's ``vgg19_bn`` layout (conv-BN-ReLU stages, adaptive 7x7 average pool,
+    4096-4096 classifier with dropout), with the last linear layer named ``fc``.
+
+    The max-pools use ``ceil_mode=True``: identical on the even sizes VGG meets (64 -> 2 on
+    Animal-10N, 224 -> 7 on ImageNet) and keeps a 1x1 map at 1x1 instead of failing on
+    inputs smaller than 32x32.  Weight initialisation is torchvision's.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, layout=VGG19_LAYOUT):
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for item in layout:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+            else:
+                layers += [nn.Conv2d(cin, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU(inplace=True)]
+                cin = item
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(cin * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
+        )
+        self.fc = nn.Linear(4096, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        features = self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+        logits = self.fc(features)
+        return (logits, features) if return_features else logits
+
+
+@register_model("vgg19_bn", "VGG-19 with BatchNorm, torchvision's layout (~139M parameters; Animal-10N)")
+def vgg19_bn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    return VGG(image_shape[0], num_classes)
+
+
+class TorchvisionResNet(nn.Module):
+    """A torchvision ResNet's own modules under their own names (so torchvision's ImageNet
+    state dicts load key for key), with ``forward(x, return_features)``."""
+
+    def __init__(self, resnet: nn.Module):
+        super().__init__()
+        for name, child in resnet.named_children():
+            self.add_module(name, child)
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        features = torch.flatten(self.avgpool(x), 1)
+        logits = self.fc(features)
+        return (logits, features) if return_features else logits
+
+
+@register_model("resnet50", "torchvision's ImageNet ResNet-50 (~23.5M parameters); --pretrained loads its weights")
+def resnet50(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    from torchvision.models import resnet50 as torchvision_resnet50  # torchvision loads slowly: only when used
+
+    net = torchvision_resnet50(weights=None)
+    # A new head for this dataset's classes, as DivideMix does after loading ImageNet weights.
+    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    if image_shape[0] != 3:  # grey images: a stem for their channels (ImageNet weights then do not fit)
+        net.conv1 = nn.Conv2d(image_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return TorchvisionResNet(net)
+
+
+# --------------------------------------------------------------------------------------
+# Initial weights from a file (--pretrained)
+# --------------------------------------------------------------------------------------
+HEAD_PREFIX = "fc."  # every model's classifier; sized for the file's classes, so never copied
+PRETRAINED_HINT = ("give a local state dict (name -> tensor), e.g. torchvision's ImageNet ResNet-50 "
+                   "resnet50-0676ba61.pth, or torch.save(model.state_dict(), PATH)")
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A state-dict file, read without running pickled code; one-line errors for a missing
+    or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"--pretrained {path}: no such file; {PRETRAINED_HINT} (bench cannot download weights)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  torch raises many types for a truncated or foreign file
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise BenchError(f"--pretrained {path}: not a readable torch file ({reason}); {PRETRAINED_HINT}") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise BenchError(f"--pretrained {path}: holds a {type(state).__name__}, not a state dict of tensors; "
+                         f"{PRETRAINED_HINT}")
+    return state
+
+
+def load_pretrained(net: nn.Module, state: dict[str, Tensor], model_name: str, source: str | Path) -> None:
+    """Copy every weight of ``state`` into ``net`` except the classifier head (``fc.*``),
+    which keeps its fresh initialisation for this dataset's classes.
+
+    Everything else must fit exactly: a missing, extra or differently shaped weight is a
+    one-line error, since a half-loaded network would silently train from a mix.
+    BatchNorm's ``num_batches_tracked`` counters may be absent (older torchvision files).
+    """
+    own = net.state_dict()
+    body = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+    missing = [k for k in own if not k.startswith(HEAD_PREFIX) and k not in body
+               and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in body if k not in own]
+    mismatched = [k for k in body if k in own and own[k].shape != body[k].shape]
+    if missing or unexpected or mismatched:
+        first = (f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}" if unexpected
+                 else f"{mismatched[0]} is {tuple(body[mismatched[0]].shape)}, the model's "
+                      f"{tuple(own[mismatched[0]].shape)}")
+        raise BenchError(
+            f"--pretrained {source} does not fit model {model_name}: {len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(mismatched)} differently shaped weights (first: {first}); give a state dict "
+            f"saved from {model_name}, or pick the matching --model"
+        )
+    net.load_state_dict(body, strict=False)
+
+
+def check_pretrained(path: str | Path, model_name: str, num_classes: int,
+                     image_shape: tuple[int, int, int]) -> None:
+    """Refuse, before any trial starts, a --pretrained file that cannot initialise the model."""
+    with torch.random.fork_rng(devices=[]):  # building a throwaway net must not move anyone's RNG
+        net = build_model(model_name, num_classes, image_shape)
+    load_pretrained(net, read_state_dict(path), model_name, path)
+
