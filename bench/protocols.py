@@ -29,6 +29,13 @@ class Recipe:
     normalize: bool = True  # per-channel mean/std of the training images
     val_fraction: float = 0.0  # noisy validation split held out of the training set
     nesterov: bool = False
+    # Fixed per-channel (mean, std) on the 0-1 scale instead of the training images' own:
+    # what ImageNet-pretrained weights expect, and all a streamed dataset can have.
+    mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    crop_padding: int = 4  # the random crop's zero padding when augmenting; 0: flip only
+    # The protocol starts from ImageNet weights (given with --pretrained, as they cannot be
+    # downloaded here); trials of its own model refuse to start from scratch without them.
+    imagenet_init: bool = False
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,10 +74,56 @@ GCE_ORIGINAL = dict(
     schedule="multistep", milestones=(40, 80), lr_gamma=0.1, augment=True, normalize=True,
 )
 
+# ImageNet's per-channel statistics (torchvision's Normalize for its pretrained models).
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# DivideMix's Clothing1M statistics (LiJunnan1992/DivideMix dataloader_clothing1M.py), which
+# it uses with ImageNet-pretrained weights; kept so that our numbers are comparable to its.
+CLOTHING1M_MEAN_STD = ((0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214))
+
+# MNIST as in JoCoR (Wei et al., CVPR 2020; hongxin001/JoCoR main.py, model/cnn.py): the
+# one-hidden-layer MLP, Co-teaching's Adam schedule (0.001, batch 128, 200 epochs, linear
+# decay from epoch 80 with beta1 0.1), ToTensor only (pixels/255, no normalisation), no augmentation.
+JOCOR_MNIST = Recipe(
+    model="mlp1", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=200,
+    schedule="coteaching", decay_start=80, augment=False, normalize=False,
+)
+
+# Animal-10N as in PLC (Zhang et al., ICLR 2021; pxiangwu/PLC animal10/train.py), the
+# VGG-19-BN of SELFIE (Song et al., ICML 2019) from scratch on the 64x64 images: SGD 0.1
+# without momentum (the script passes none), wd 1e-3, batch 128, 100 epochs, lr x0.2 at 50
+# and 75, horizontal flip only, ImageNet normalisation.
+PLC_ANIMAL10N = Recipe(
+    model="vgg19_bn", optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=1e-3, batch_size=128, epochs=100,
+    schedule="multistep", milestones=(50, 75), lr_gamma=0.2, augment=True, crop_padding=0,
+    mean_std=IMAGENET_MEAN_STD,
+)
+
+# Food-101N as in PLC (pxiangwu/PLC food101/train.py): ImageNet-pretrained ResNet-50, SGD
+# 0.002 without momentum, wd 1e-3, batch 32, 30 epochs, lr /10 at 10 and 20, resize 256 +
+# random crop 224 + flip (done by the stream), ImageNet normalisation; tested on Food-101's test split.
+PLC_FOOD101N = Recipe(
+    model="resnet50", optimizer="sgd", lr=0.002, momentum=0.0, weight_decay=1e-3, batch_size=32, epochs=30,
+    schedule="multistep", milestones=(10, 20), augment=True, mean_std=IMAGENET_MEAN_STD, imagenet_init=True,
+)
+
+# Clothing1M as in DivideMix (Li et al., ICLR 2020; LiJunnan1992/DivideMix Train_clothing1M.py):
+# ImageNet-pretrained ResNet-50, SGD 0.002 momentum 0.9 wd 1e-3, batch 32, 80 epochs, lr /10
+# at 40; each epoch a class-balanced 32,000-image subsample of the noisy set (1000 batches x
+# 32, drawn by the stream), resize 256 + random crop 224 + flip, DivideMix's Clothing1M mean/std.
+DIVIDEMIX_CLOTHING1M = Recipe(
+    model="resnet50", optimizer="sgd", lr=0.002, momentum=0.9, weight_decay=1e-3, batch_size=32, epochs=80,
+    schedule="multistep", milestones=(40,), augment=True, mean_std=CLOTHING1M_MEAN_STD, imagenet_init=True,
+)
+
 PROTOCOLS: dict[str, str] = {
     "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
     "original": "each method's own paper recipe where its card states one, else lend-paper (quick on digits)",
+    "jocor-paper": "JoCoR on MNIST: 784-256-10 MLP, Adam 1e-3, batch 128, 200 epochs, linear decay from 80",
+    "plc-paper": "PLC: Animal-10N VGG-19-BN from scratch, SGD 0.1 x0.2 at 50/75 of 100, flip; "
+                 "Food-101N ImageNet ResNet-50 (--pretrained), SGD 0.002, batch 32, 30 epochs, lr/10 at 10/20",
+    "dividemix-paper": "DivideMix on Clothing1M: ImageNet ResNet-50 (--pretrained), SGD 0.002 m0.9 wd1e-3, batch 32, "
+                       "80 epochs of 32k class-balanced samples, lr/10 at 40",
 }
 
 # (protocol, dataset) -> recipe.  Datasets not listed use the protocol's default entry (None).
@@ -116,16 +169,26 @@ def _scaled_to(fields: dict, method_epochs: int, epochs: int) -> dict:
         out["milestones"] = tuple(max(1, round(m * scale)) for m in out["milestones"])
     return out
 
-
 DEFAULT_PROTOCOL = {"digits": "quick"}
-
-
-def default_protocol(dataset: str) -> str:
-    return DEFAULT_PROTOCOL.get(dataset, "lend-paper")
 
 
 def register_recipe(protocol: str, dataset: str | None, recipe: Recipe) -> None:
     _RECIPES[(protocol, dataset)] = recipe
+
+
+# Each real dataset's protocol (cifar10/cifar100 take lend-paper, the default entry).
+for _protocol, _dataset, _recipe in (
+    ("jocor-paper", "mnist", JOCOR_MNIST),
+    ("plc-paper", "animal10n", PLC_ANIMAL10N),
+    ("plc-paper", "food101n", PLC_FOOD101N),
+    ("dividemix-paper", "clothing1m", DIVIDEMIX_CLOTHING1M),
+):
+    register_recipe(_protocol, _dataset, _recipe)
+    DEFAULT_PROTOCOL[_dataset] = _protocol
+
+
+def default_protocol(dataset: str) -> str:
+    return DEFAULT_PROTOCOL.get(dataset, "lend-paper")
 
 
 def protocol_names() -> list[str]:
@@ -135,6 +198,29 @@ def protocol_names() -> list[str]:
 def check_protocol_name(name: str) -> None:
     if name not in PROTOCOLS:
         raise BenchError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}")
+
+
+def check_recipe_fits_dataset(recipe: Recipe, dataset, protocol: str | None = None) -> None:
+    """Refuse a recipe the dataset cannot train with (one line naming the fix).
+
+    A streamed dataset (Clothing1M, Food-101N) has no images in memory, so it cannot supply
+    the training images' own normalisation statistics, nor hold out a validation split of
+    them; fixed ``mean_std`` must also have one entry per image channel.
+    """
+    name = f"protocol {protocol}" if protocol else "the protocol"
+    streamed = getattr(dataset, "train_stream", None) is not None
+    if streamed and recipe.normalize and recipe.mean_std is None:
+        raise BenchError(
+            f"{name} normalises with the training images' own mean/std, which {dataset.name} (streamed from "
+            f"JPEG files) cannot compute up front; use --protocol {default_protocol(dataset.name)}"
+        )
+    if streamed and recipe.val_fraction > 0:
+        raise BenchError(f"{name} holds out a validation split, which streamed {dataset.name} does not support; "
+                         f"use --protocol {default_protocol(dataset.name)}")
+    channels = dataset.image_shape[0]
+    if recipe.mean_std is not None and any(len(part) != channels for part in recipe.mean_std):
+        raise BenchError(f"{name} normalises {len(recipe.mean_std[0])} channels but {dataset.name} has {channels}; "
+                         f"use --protocol {default_protocol(dataset.name)}")
 
 
 def _base_recipe(protocol: str, dataset: str) -> Recipe:
