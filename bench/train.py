@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ from torch import Tensor, nn
 import datasets
 import noise
 from bench.errors import BenchError
-from bench.models import build_model
-from bench.protocols import Recipe, resolve_recipe
+from bench.models import build_model, load_pretrained, read_state_dict
+from bench.protocols import Recipe, check_recipe_fits_dataset, resolve_recipe
 from bench.seeding import derive_seed
 from bench.spec import TrialSpec
 from methods import build_hparams, get_method
@@ -36,6 +36,8 @@ from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
 from results.store import TrialDir, TrialStore, atomic_write_bytes, atomic_write_json
 
 EVAL_BATCH = 1024
+# Streamed datasets' 224x224 images: 256 of them are 150 MB as floats (1024 would be 600 MB).
+STREAM_EVAL_BATCH = 256
 
 
 class TrainingDiverged(RuntimeError):
@@ -75,12 +77,26 @@ class DeviceData:
 
     def __init__(self, dataset, noisy_labels: np.ndarray, recipe: Recipe, device: torch.device,
                  train_idx: np.ndarray, val_idx: np.ndarray):
+        check_recipe_fits_dataset(recipe, dataset)
         self.device = device
         self.augment = recipe.augment
+        self.crop_padding = recipe.crop_padding
+        # Streamed datasets (Clothing1M, Food-101N) leave `images` and `test_images` empty: their
+        # batches come decoded, resized and (for training) randomly cropped and flipped from these.
+        self.train_stream = dataset.train_stream
+        if self.train_stream is not None and not recipe.augment:
+            self.train_stream = self.train_stream.replace(augment=False)
+        self.test_stream = dataset.test_stream
+        if self.train_stream is not None and len(val_idx):
+            raise BenchError(f"{dataset.name} is streamed and cannot hold out a noisy validation split; "
+                             "use a protocol and method without one")
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.train_images)).to(device)
         self.noisy = torch.from_numpy(noisy_labels.astype(np.int64)).to(device)
         self.has_clean = dataset.train_labels is not None
-        clean = dataset.train_labels if self.has_clean else noisy_labels
+        # Without clean training labels (Animal-10N, Clothing1M, Food-101N) every clean-label
+        # diagnostic is left out (EpochMeter checks has_clean).  -1 marks them unknown, rather than
+        # a copy of the noisy labels, so that nothing can score the noisy labels against themselves.
+        clean = dataset.train_labels if self.has_clean else np.full(len(noisy_labels), -1)
         self.clean = torch.from_numpy(np.asarray(clean, dtype=np.int64)).to(device)
         self.is_clean = (self.noisy == self.clean).float()
         self.test_images = torch.from_numpy(np.ascontiguousarray(dataset.test_images)).to(device)
@@ -88,7 +104,10 @@ class DeviceData:
         self.train_idx = torch.from_numpy(train_idx).to(device)
         self.val_idx = torch.from_numpy(val_idx).to(device)
         c = self.images.shape[1]
-        if recipe.normalize:
+        if recipe.mean_std is not None:  # fixed statistics, e.g. the ones pretrained weights expect
+            self.mean = torch.tensor(recipe.mean_std[0], device=device).view(1, c, 1, 1)
+            self.std = torch.tensor(recipe.mean_std[1], device=device).view(1, c, 1, 1)
+        elif recipe.normalize:
             # Statistics of the training images only (never the test set).
             flat = self.images.transpose(0, 1).reshape(c, -1).float() / 255.0
             self.mean = flat.mean(dim=1).view(1, c, 1, 1)
@@ -98,6 +117,11 @@ class DeviceData:
             self.std = torch.ones(1, c, 1, 1, device=device)
         self.channels_last = device.type == "cuda" and self.images.dim() == 4
 
+    @property
+    def num_train(self) -> int:
+        """Every training sample (validation included), in memory or listed by the stream."""
+        return self.train_stream.num_images if self.train_stream is not None else self.images.shape[0]
+
     def to_input(self, images_uint8: Tensor) -> Tensor:
         x = (images_uint8.float() / 255.0 - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -105,7 +129,7 @@ class DeviceData:
     def train_input(self, index: Tensor, generator: torch.Generator | None) -> Tensor:
         x = self.images[index]
         if self.augment and generator is not None:
-            x = random_crop_flip(x, generator, padding=4)
+            x = random_crop_flip(x, generator, padding=self.crop_padding)
         return self.to_input(x)
 
 
@@ -281,6 +305,22 @@ def predict_logits(fn: Callable[[Tensor], Tensor], data: DeviceData, images: Ten
     return torch.cat(outs) if outs else torch.zeros(0, device=data.device)
 
 
+@torch.inference_mode()
+def stream_outputs(fn: Callable[[Tensor], tuple[Tensor, ...]], data: DeviceData, stream, seed: int = 0,
+                   epoch: int = 0) -> tuple[Tensor, ...]:
+    """``fn`` (returning a tuple of tensors) over every image of ``stream`` in list order.
+
+    The stream is walked whole and unshuffled, so row i of each result is image i; its own
+    ``augment`` setting decides between random and central crops.
+    """
+    whole = stream.replace(shuffle=False, epoch_size=None)
+    outs: list[tuple[Tensor, ...]] = []
+    for images, _ in whole.batches(epoch, seed, STREAM_EVAL_BATCH, data.device):
+        with _autocast(data.device):
+            outs.append(tuple(t.float() for t in fn(data.to_input(images))))
+    return tuple(torch.cat(parts) for parts in zip(*outs))
+
+
 def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(dim=1) == labels).float().mean()
 
@@ -312,6 +352,10 @@ class _TrainerViewImpl(TrainerView):
         was_training = method.training
         method.eval()
         try:
+            if data.train_stream is not None:
+                stream = data.train_stream.replace(augment=augment)
+                seed = derive_seed(self._t.spec.hash, "hook-augment", self._t.epoch)
+                return stream_outputs(lambda x: (method.predict(x),), data, stream, seed)[0]
             if not augment:
                 return predict_logits(method.predict, data, data.images)
             g = self._t.generator("hook-augment", self._t.epoch)
@@ -332,6 +376,10 @@ class _TrainerViewImpl(TrainerView):
         method.eval()
         feats, logits = [], []
         try:
+            if data.train_stream is not None:  # central crops, as the in-memory path embeds unaugmented
+                logits, features = stream_outputs(lambda x: network(x, return_features=True), data,
+                                                  data.train_stream.replace(augment=False))
+                return features, logits
             with torch.inference_mode():
                 for start in range(0, data.images.shape[0], EVAL_BATCH):
                     with _autocast(data.device):
@@ -391,11 +439,16 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
                                           (spec.dataset, spec.noise, spec.seed))
     data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx)
 
+    # --pretrained: read once, copied into every network the method builds (fc stays fresh).
+    initial_weights = read_state_dict(spec.pretrained) if spec.pretrained else None
+
     def build_network(i: int) -> nn.Module:
         # Scoped seeding: the i-th network of a trial starts from the same weights on every run.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed("init", spec.hash, i))
             net = build_model(recipe.model, dataset.num_classes, dataset.image_shape)
+        if initial_weights is not None:
+            load_pretrained(net, initial_weights, recipe.model, spec.pretrained)
         net = net.to(device)
         if data.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -430,7 +483,7 @@ def save_feature_snapshot(view: TrainerView, data: DeviceData, path, epoch: int)
         buffer, epoch=np.int64(epoch), features=features.cpu().numpy().astype(np.float16),
         clean=data.clean.cpu().numpy(), noisy=data.noisy.cpu().numpy(),
         predicted=logits.argmax(dim=1).cpu().numpy(), has_clean=np.bool_(data.has_clean),
-        in_train_split=np.isin(np.arange(data.images.shape[0]), data.train_idx.cpu().numpy()),
+        in_train_split=np.isin(np.arange(data.num_train), data.train_idx.cpu().numpy()),
     )
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -485,6 +538,21 @@ class Trainer:
             batches.pop()
         return batches
 
+    def training_batches(self, epoch: int, augment_gen: torch.Generator | None) -> Iterator[Batch]:
+        """This epoch's batches: gathered from the device-resident images in the seeded order, or,
+        for a streamed dataset, decoded in its epoch plan's order (the stream crops and flips, so
+        the trainer's pad-4 crop is skipped; labels are gathered by the stream's indices)."""
+        data = self.data
+        if data.train_stream is None:
+            for index in self.batch_order(epoch):
+                yield Batch(data.train_input(index, augment_gen), data.noisy[index], index)
+            return
+        stream, batch_size = data.train_stream, self.recipe.batch_size
+        seed = derive_seed(self.spec.hash, "stream")
+        single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
+        for images, index in stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left):
+            yield Batch(data.to_input(images), data.noisy[index], index)
+
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
         """One epoch of steps and its metrics (one host sync, at the end).  ``max_steps`` stops
         after that many steps: `bench speed` times the real step this way."""
@@ -492,8 +560,8 @@ class Trainer:
         method.train()
         meter = EpochMeter(data)
         augment_gen = self.generator("augment", epoch) if data.augment else None
-        for index in self.batch_order(epoch):
-            batch = Batch(data.train_input(index, augment_gen), data.noisy[index], index)
+        for batch in self.training_batches(epoch, augment_gen):
+            index = batch.index
             with _autocast(data.device):
                 out = method.train_step(batch, epoch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -507,6 +575,8 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         data, method = self.data, self.method
         method.eval()
+        if data.test_stream is not None:
+            return self.evaluate_stream()
         results: dict[str, Tensor] = {
             "test_acc": accuracy(predict_logits(method.predict, data, data.test_images), data.test_labels)
         }
@@ -525,6 +595,23 @@ class Trainer:
             results["val_balanced_acc"] = balanced_accuracy(val_logits, val_labels, self.num_classes)
         keys = list(results)
         return dict(zip(keys, torch.stack([results[k] for k in keys]).tolist()))
+
+    @torch.inference_mode()
+    def evaluate_stream(self) -> dict[str, float]:
+        """Test accuracy over a streamed test set: one decoding pass serves every network."""
+        data, method = self.data, self.method
+        correct: dict[str, Tensor] = {}
+        for images, index in data.test_stream.batches(0, 0, STREAM_EVAL_BATCH, data.device):
+            x, labels = data.to_input(images), data.test_labels[index]
+            with _autocast(data.device):
+                logits = {"test_acc": method.predict(x),
+                          **{f"test_acc_{name}": lg for name, lg in method.predict_extra(x).items()}}
+            for key, lg in logits.items():
+                hits = (lg.argmax(dim=1) == labels).sum()
+                correct[key] = correct[key] + hits if key in correct else hits
+        keys = list(correct)
+        total = max(data.test_stream.num_samples, 1)
+        return dict(zip(keys, (torch.stack([correct[k] for k in keys]).float() / total).tolist()))
 
     def state_dict(self, epoch: int) -> dict:
         return {"epoch": epoch, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -631,6 +718,23 @@ def summarize(lines: list[dict], last_k: int = 10) -> dict:
             "last": float(np.mean(accs[-last_k:])), "epochs": len(accs)}
 
 
+def stream_and_weights_record(setup: TrialSetup) -> dict:
+    """For spec.json: a streamed dataset's images per epoch (Clothing1M: a 32,000-image
+    subsample of 1M), and the --pretrained file's digest (the hash holds only its path)."""
+    import hashlib
+
+    record = {}
+    if setup.data.train_stream is not None:
+        record["samples_per_epoch"] = setup.data.train_stream.num_samples
+    if setup.spec.pretrained:
+        digest = hashlib.sha256()
+        with open(setup.spec.pretrained, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        record["pretrained"] = {"path": setup.spec.pretrained, "sha256": digest.hexdigest()}
+    return record
+
+
 def spec_record(setup: TrialSetup) -> dict:
     """spec.json: the spec plus what it resolved to (for provenance; not part of the hash)."""
     import dataclasses
@@ -643,6 +747,7 @@ def spec_record(setup: TrialSetup) -> dict:
         "noise": setup.noisy.as_json(),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),
+        **stream_and_weights_record(setup),
         "epoch_budget": setup.method.epoch_budget(setup.recipe.epochs),
         "device": str(setup.data.device),
         "torch": torch.__version__,
