@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "results.commands", "bench.speed")
+COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "datasets.commands", "results.commands", "bench.speed")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,13 +44,19 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", default="sym:0.4", help="comma-separated noise specs, e.g. sym:0.4,pair:0.45")
     p.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or an inclusive range A-B")
     p.add_argument("--dataset", default="digits")
-    p.add_argument("--protocol", default=None, help="recipe (default: quick on digits, lend-paper elsewhere)")
+    p.add_argument("--protocol", default=None,
+                   help="recipe (default: the dataset's own, see `bench list`; lend-paper on CIFAR)")
     p.add_argument("--model", default=None, help="override the protocol's model")
     p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
     p.add_argument("--hp", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="hyperparameter override (repeatable, or comma-separated)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $NOISYBENCH_DATA, else ./data)")
+    p.add_argument("--download", action="store_true",
+                   help="download CIFAR-10/100 or MNIST into the data root first, through torchvision (needs internet)")
+    p.add_argument("--pretrained", default=None, metavar="PATH",
+                   help="initial weights: a local state-dict file, e.g. torchvision's ImageNet resnet50-0676ba61.pth "
+                        "(the classifier fc is re-initialised for the dataset's classes)")
     p.add_argument("--results", default="runs", help="results directory (default: ./runs)")
 
 
@@ -59,7 +65,8 @@ def sweep_request(args):
 
     return SweepRequest(methods=args.methods, noise=args.noise, seeds=args.seeds, dataset=args.dataset,
                         protocol=args.protocol, model=args.model, epochs=args.epochs,
-                        batch_size=args.batch_size, hp=tuple(args.hp), data_root=args.data_root)
+                        batch_size=args.batch_size, hp=tuple(args.hp), data_root=args.data_root,
+                        download=args.download, pretrained=args.pretrained)
 
 
 def print_table(results: str, fmt: str = "markdown", specs=None) -> int:

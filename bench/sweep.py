@@ -11,13 +11,14 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import datasets
 import noise
 from bench.errors import BenchError
-from bench.models import check_model_name
-from bench.protocols import check_protocol_name, default_protocol, resolve_recipe
+from bench.models import check_model_name, check_pretrained
+from bench.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
 from bench.spec import TrialSpec
 from methods import build_hparams, get_method
 from results.store import DONE, TrialStore
@@ -91,6 +92,8 @@ class SweepRequest:
     batch_size: int | None = None
     hp: tuple[str, ...] = ()
     data_root: str | None = None
+    download: bool = False  # fetch a missing CIFAR/MNIST through torchvision first (needs internet)
+    pretrained: str | None = None  # initial weights for every network (--pretrained PATH)
 
 
 def build_specs(req: SweepRequest) -> list[TrialSpec]:
@@ -111,14 +114,30 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
         build_hparams(name, hp.get(name))  # type-checks every override now, not mid-sweep
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
-    dataset = datasets.load(req.dataset, req.data_root)  # a missing data root fails here
+    # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
+    dataset = datasets.load(req.dataset, req.data_root, download=req.download)
     for spec in noise_specs:
         noise.check_noise_for_dataset(spec, dataset, data_root=req.data_root)
+    # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
+    pretrained = str(Path(req.pretrained).expanduser().resolve()) if req.pretrained else None
+    models_checked = set()
     for name in methods:
-        resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs, batch_size=req.batch_size)
+        recipe = resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs,
+                                batch_size=req.batch_size)
+        check_recipe_fits_dataset(recipe, dataset, protocol)
+        if recipe.imagenet_init and pretrained is None and req.model is None:
+            raise BenchError(
+                f"protocol {protocol} fine-tunes ImageNet-pretrained {recipe.model} weights on {req.dataset}, and "
+                f"bench cannot download them: pass --pretrained PATH (e.g. torchvision's resnet50-0676ba61.pth), "
+                f"or --model NAME to train another model from scratch"
+            )
+        if pretrained is not None and recipe.model not in models_checked:
+            check_pretrained(pretrained, recipe.model, dataset.num_classes, dataset.image_shape)
+            models_checked.add(recipe.model)
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
-                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(hp.get(m, {}).items())))
+                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(hp.get(m, {}).items())),
+                  pretrained=pretrained)
         for m, n, s in itertools.product(methods, noise_specs, seeds)
     ]
 
