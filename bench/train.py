@@ -702,7 +702,8 @@ class Trainer:
             return f"stopped early at epoch {epochs_done} of its {self.max_epochs}-epoch budget: {stop_reason}"
         if stop_reason:
             return f"finished at epoch {epochs_done}, the last of its budget: {stop_reason}"
-        if self.max_epochs != self.recipe.epochs and epochs_done == self.max_epochs:
+        has_own_rule = type(self.method).finished is not Method.finished
+        if (has_own_rule or self.max_epochs != self.recipe.epochs) and epochs_done == self.max_epochs:
             return (f"stopped at its epoch budget ({self.max_epochs} epochs, the protocol's {self.recipe.epochs} "
                     f"x {self.max_epochs / self.recipe.epochs:g}) before its own stopping rule ended it")
         return None

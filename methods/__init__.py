@@ -13,3 +13,5 @@ from methods import gce  # noqa: F401
 from methods import jocor  # noqa: F401
 from methods import sigua  # noqa: F401
 from methods import lend  # noqa: F401
+from methods import me_momentum  # noqa: F401
+from methods import self_learning  # noqa: F401

@@ -67,6 +67,11 @@ def load_trials(root, states: tuple[str, ...] = (DONE,)) -> pd.DataFrame:
                 # (a model choice that needs no clean labels).
                 val = [m["val_balanced_acc"] for m in metrics]
                 row["selected"] = metrics[int(np.argmax(val))]["test_acc"]
+            if any("own_selected" in m for m in metrics):
+                # Own: the test accuracy of the last model the method's own rule adopted (Me-Momentum's
+                # best-validation model, its paper's number); NaN when the rule adopted none.
+                adopted = [m["test_acc"] for m in metrics if m.get("own_selected")]
+                row["own"] = adopted[-1] if adopted else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -91,12 +96,14 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     done = trials[trials["state"] == DONE]
-    value_cols = ["best", "last"] + (["selected"] if "selected" in done else [])
+    value_cols = ["best", "last"] + [c for c in ("selected", "own") if c in done]
     grouped = done.groupby(GROUP_KEYS, sort=False)
     out = grouped["best"].count().to_frame("n")
     for col in value_cols:
         out[f"{col}_mean"] = grouped[col].mean() * 100.0
         out[f"{col}_std"] = grouped[col].std(ddof=1) * 100.0
+    if "own" in done:  # seeds whose method reported a model (mean and std are over those)
+        out["own_n"] = grouped["own"].count()
     out = out.reset_index()
     extra = [c for c in out.columns if c not in SUMMARY_COLUMNS]
     return out[SUMMARY_COLUMNS + extra]

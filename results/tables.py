@@ -66,9 +66,29 @@ def not_significantly_worse(best: tuple[float, float, int], other: tuple[float, 
     return bool(test.pvalue >= alpha)
 
 
+# Columns beyond Best and Last, shown when some trial of the block has them.
+EXTRA_PARTS = {
+    "selected": "Selected = test accuracy at the epoch of best class-balanced accuracy on the noisy validation "
+                "split (methods that hold one out)",
+    "own": "Own = test accuracy of the model the method's own rule reports (Me-Momentum: its best-validation "
+           "inner-round model, as in its paper)",
+}
+
+
 def _columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
-    parts = ["best", "last"] + (["selected"] if "selected_mean" in summary and summary["selected_mean"].notna().any() else [])
+    parts = ["best", "last"] + [p for p in EXTRA_PARTS if f"{p}_mean" in summary and summary[f"{p}_mean"].notna().any()]
     return [(noise, part) for noise in sorted(summary["noise"].unique(), key=noise_sort_key) for part in parts]
+
+
+def _part_n(row, part: str) -> int:
+    """Seeds behind one cell: Own counts only the seeds whose method reported a model."""
+    n = getattr(row, f"{part}_n", row.n)
+    return int(row.n if n is None or (isinstance(n, float) and math.isnan(n)) else n)
+
+
+def _extra_note(columns: list[tuple[str, str]]) -> str:
+    parts = dict.fromkeys(part for _, part in columns if part in EXTRA_PARTS)
+    return "".join(f"; {EXTRA_PARTS[p]}" for p in parts)
 
 
 def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
@@ -86,7 +106,7 @@ def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list
         best_row = max(candidates, key=lambda r: getattr(r, f"{part}_mean"), default=None)
         best_in_column[(noise, part)] = None if best_row is None else getattr(best_row, f"{part}_mean")
         best_stats[(noise, part)] = None if best_row is None else (
-            getattr(best_row, f"{part}_mean"), getattr(best_row, f"{part}_std"), int(best_row.n))
+            getattr(best_row, f"{part}_mean"), getattr(best_row, f"{part}_std"), _part_n(best_row, part))
     header = ["Method"] + [f"{noise} {part.capitalize()}" for noise, part in columns]
     rows = []
     for m in methods:
@@ -97,11 +117,12 @@ def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list
                 row.append("–")
                 continue
             mean, std = getattr(r, f"{part}_mean"), getattr(r, f"{part}_std")
-            text = _cell(mean, std, int(r.n), show_n)
+            n = _part_n(r, part)
+            text = _cell(mean, std, n, show_n or n != int(r.n))
             if best_in_column[(noise, part)] is not None and mean == best_in_column[(noise, part)]:
                 text = f"{bold[0]}{text}{bold[1]}"
             elif best_stats[(noise, part)] is not None and not_significantly_worse(
-                    best_stats[(noise, part)], (mean, std, int(r.n))):
+                    best_stats[(noise, part)], (mean, std, n)):
                 text = f"{text} {NOT_WORSE_MARK}"
             row.append(text)
         rows.append(row)
@@ -122,7 +143,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     for dataset, protocol, block in _blocks(summary):
         header, rows, notes = _grid(block, ("**", "**"))
         out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}: Best = highest over epochs, "
-                   f"Last = mean of the last 10 epochs; mean ± std over seeds ({notes[0]}).\n")
+                   f"Last = mean of the last 10 epochs{_extra_note(_columns(block))}; "
+                   f"mean ± std over seeds ({notes[0]}).\n")
         out.append(tabulate(rows, headers=header, tablefmt="github", disable_numparse=True))
         out.append(f"\n{notes[1][0].upper()}{notes[1][1:]}.")
         out.append("")
@@ -143,7 +165,8 @@ def to_latex(summary: pd.DataFrame) -> str:
         out.append("\\begin{table}[t]\n\\centering")
         out.append(f"\\caption{{Test accuracy (\\%) on {_latex_escape(dataset)}, protocol {_latex_escape(protocol)}; "
                    f"mean $\\pm$ std over seeds ({_latex_escape(notes[0])}). Best: highest over epochs; "
-                   f"Last: mean of the last 10 epochs. {_latex_escape(notes[1][0].upper() + notes[1][1:])}.}}")
+                   f"Last: mean of the last 10 epochs{_latex_escape(_extra_note(columns))}. "
+                   f"{_latex_escape(notes[1][0].upper() + notes[1][1:])}.}}")
         out.append("\\begin{tabular}{l" + "c" * len(columns) + "}\n\\toprule")
         out.append("Method & " + " & ".join(f"\\multicolumn{{{parts}}}{{c}}{{{_latex_escape(n)}}}" for n in noises) + " \\\\")
         rules = " ".join(f"\\cmidrule(lr){{{2 + i * parts}-{1 + (i + 1) * parts}}}" for i in range(len(noises)))
@@ -161,7 +184,8 @@ def to_csv(summary: pd.DataFrame) -> str:
     ordered["_n"] = ordered["noise"].map(noise_sort_key)
     ordered["_m"] = ordered["method"].map(method_sort_key)
     ordered = ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
-    cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std") if c in ordered]
+    cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std", "own_mean", "own_std", "own_n")
+                              if c in ordered]
     return ordered[cols].to_csv(index=False, float_format="%.4f")
 
 

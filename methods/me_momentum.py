@@ -1,0 +1,209 @@
+"""Me-Momentum (Bai & Liu, "Me-Momentum: Extracting Hard Confident Examples from Noisily
+Labeled Data", ICCV 2021).  Official code: tmllab/2021_ICCV_Me-Momentum (main.py, common/tools.py).
+
+Confident examples and the classifier improve each other in rounds.  An outer loop trains a
+fresh model at constant lr, early-stopped on a class-balanced NOISY validation split; inner
+rounds reload the best-validation model, take as confident set every training sample whose
+prediction equals its noisy label, and train on that set with the lr dropped at 40% and 80%
+of the round.  The trainer runs the epochs; this class only moves between rounds in its hooks.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from methods.registry import register
+
+# main.py: MultiStepLR(milestones=[40, 80], gamma=0.1) in an n_epoch=100 round, i.e. at 40% and 80%.
+INNER_LR_MILESTONES = (0.4, 0.8)
+INNER_LR_GAMMA = 0.1
+
+
+def n_add_rule(val: float, kept: float, n_add: float, step: float = 0.1, limit: float = 2.0) -> tuple[bool, float, bool]:
+    """Me-Momentum's outer-loop early stopping (Bai & Liu, ICCV 2021; main.py): keep the model
+    when ``val > kept + n_add``; otherwise ``n_add += step``, and stop once ``n_add > limit``.
+
+    ``val`` and ``kept`` are in percent, as the official evaluate_val returns them.  ``n_add`` is
+    accumulated by repeated addition exactly as main.py does, so with the defaults the 20th epoch
+    without improvement stops (0.1 added 20 times is 2.0000000000000004 > 2: "No improved in 20
+    epoch").  Returns (keep the model, new n_add, stop).
+    """
+    if val > kept + n_add:
+        return True, 0.0, False
+    n_add = n_add + step
+    return False, n_add, n_add > limit
+
+
+def confident_set(logits: Tensor, noisy_labels: Tensor, candidates: Tensor) -> Tensor:
+    """Me-Momentum's confident examples (ICCV 2021, Sect. 3; common/tools.py isSame): the
+    candidates whose predicted class equals their noisy label -- no probability threshold."""
+    return (logits.argmax(dim=1) == noisy_labels) & candidates
+
+
+def inner_lr_factor(epoch_in_round: int, round_epochs: int) -> float:
+    """The inner round's MultiStepLR as a factor of the base lr (0-based epoch within the round)."""
+    drops = sum(1 for m in INNER_LR_MILESTONES if epoch_in_round >= round(m * round_epochs))
+    return INNER_LR_GAMMA**drops
+
+
+@dataclass
+class Progress:
+    """Where the loops stand; plain numbers, saved in the checkpoint as the module's extra state."""
+
+    outer_loop: int = 0  # 1..max_outer_loop once started
+    inner_loop: int = 0  # 0 in the outer phase, then 1..max_inner_loop-1
+    phase: str = "outer"
+    round: int = 0  # every restart of model and optimiser counts one round
+    round_start: int = 0  # the trainer epoch (0-based) at which the current round began
+    n_add: float = 0.0
+    kept_val: float = 0.0  # main.py inner_val_acc: best validation of this outer loop (percent)
+    last_round_val: float = 0.0  # main.py last_round_acc
+    best_val: float = 0.0  # main.py best_val_acc: across all loops; its model is the reported one
+    next_action: str | None = "outer"  # what the next epoch's start does: "outer", "inner" or nothing
+    stop_reason: str | None = None
+
+
+@register("me_momentum")
+class MeMomentum(Method):
+    """Me-Momentum (Bai & Liu, ICCV 2021): rounds of confident-set extraction and retraining."""
+
+    @dataclass
+    class Hparams:
+        val_fraction: float = 0.1  # main.py data_percent=0.9: 10% held out as noisy validation
+        max_outer_loop: int = 3  # main.py
+        max_inner_loop: int = 20  # main.py: up to max_inner_loop - 1 = 19 confident-set rounds
+        # main.py n_epoch=100, with the 200-epoch CIFAR protocols in mind; None: half the protocol's
+        # epochs (100 under lend-paper, as main.py; 50 under quick's 100 on digits).
+        round_epochs: int | None = None
+        n_add_step: float = 0.1  # main.py, in percentage points of balanced validation accuracy
+        n_add_limit: float = 2.0  # main.py: stop the outer phase once n_add > 2
+        # Ours (main.py has no limit): the trial runs at most this x the protocol's epochs.
+        budget_factor: float = 5.0
+
+        def validate(self) -> None:
+            from bench.errors import BenchError
+
+            if not 0.0 < self.val_fraction < 1.0:
+                raise BenchError(f"me_momentum.val_fraction={self.val_fraction}: needs a validation split in (0, 1)")
+            if self.max_outer_loop < 1 or self.max_inner_loop < 2:
+                raise BenchError("me_momentum: max_outer_loop >= 1 and max_inner_loop >= 2 (one inner round)")
+            if (self.round_epochs is not None and self.round_epochs < 1) or self.budget_factor <= 0:
+                raise BenchError("me_momentum: round_epochs >= 1 and budget_factor > 0")
+
+    def __init__(self, hparams, ctx: MethodContext):
+        super().__init__(hparams, ctx)
+        self.net = ctx.build_network(0)
+        # main.py's "_latest" file: the best-validation model of the current outer loop, kept in
+        # memory (and in the checkpoint), frozen so that no optimiser ever steps it.
+        self.kept_net = ctx.build_network(0).requires_grad_(False)
+        self.register_buffer("train_mask", torch.ones(ctx.num_train, dtype=torch.bool, device=ctx.device))
+        self.round_epochs = hparams.round_epochs or max(1, ctx.epochs // 2)
+        self.progress = Progress()
+
+    def get_extra_state(self) -> dict:
+        return asdict(self.progress)
+
+    def set_extra_state(self, state: dict) -> None:
+        self.progress = Progress(**state)
+
+    @classmethod
+    def validation_fraction(cls, hparams) -> float:
+        return hparams.val_fraction
+
+    def epoch_budget(self, protocol_epochs: int) -> int:
+        return max(1, round(protocol_epochs * self.hparams.budget_factor))
+
+    def networks(self):
+        return [self.net]
+
+    def train_subset(self) -> Tensor:
+        return self.train_mask
+
+    def lr_factor(self, epoch: int) -> float:
+        if self.progress.phase == "outer":
+            return 1.0  # main.py: the outer loop's SGD has no scheduler
+        return inner_lr_factor(epoch - self.progress.round_start, self.round_epochs)
+
+    def round_and_phase(self) -> tuple[int, str]:
+        return self.progress.round, self.progress.phase
+
+    def finished(self) -> str | None:
+        return self.progress.stop_reason
+
+    # --- rounds ------------------------------------------------------------------
+    def _begin_round(self, epoch: int, phase: str, weights: dict, trainer: TrainerView) -> None:
+        p = self.progress
+        p.phase, p.round, p.round_start, p.next_action = phase, p.round + 1, epoch, None
+        self.net.load_state_dict(weights)
+        trainer.reset_optimizer()  # main.py builds a new SGD every round
+
+    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+        p = self.progress
+        if p.next_action == "outer":
+            # A fresh model per outer loop, trained on the current set: everything in the first
+            # loop, the last confident set after (main.py reassigns train_loader in the inner loop).
+            p.outer_loop, p.inner_loop = p.outer_loop + 1, 0
+            p.n_add, p.kept_val, p.last_round_val = 0.0, 0.0, 0.0
+            fresh = self.ctx.build_network(p.outer_loop - 1).state_dict()
+            self._begin_round(epoch, "outer", fresh, trainer)
+        elif p.next_action == "inner":
+            p.inner_loop += 1
+            self._begin_round(epoch, "inner", self.kept_net.state_dict(), trainer)
+            # Predicted on training-augmented inputs, as main.py's predict_dataset uses transform_train.
+            candidates = torch.zeros_like(self.train_mask)
+            candidates[trainer.train_index] = True
+            self.train_mask.copy_(confident_set(trainer.predict_train(augment=True), trainer.noisy_labels, candidates))
+
+    def train_step(self, batch: Batch, epoch: int) -> StepOutput:
+        return StepOutput(loss=F.cross_entropy(self.net(batch.images), batch.labels))
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def on_epoch_end(self, epoch: int, trainer: TrainerView) -> dict[str, float]:
+        p, hp = self.progress, self.hparams
+        val = 100.0 * trainer.validation_accuracy()["val_balanced_acc"]  # percent, as evaluate_val
+        round_over = epoch - p.round_start + 1 >= self.round_epochs
+        adopted = False
+        if p.phase == "outer":
+            keep, p.n_add, stop = n_add_rule(val, p.kept_val, p.n_add, hp.n_add_step, hp.n_add_limit)
+            if keep:
+                p.kept_val = val
+                self.kept_net.load_state_dict(self.net.state_dict())
+            if stop or round_over:
+                p.next_action = "inner"
+        else:
+            if val > p.kept_val:  # the inner rounds keep any improvement, without n_add
+                p.kept_val = val
+                self.kept_net.load_state_dict(self.net.state_dict())
+                if val > p.best_val:  # main.py reports the test accuracy of this model
+                    p.best_val, adopted = val, True
+            if round_over:
+                self._end_inner_round()
+        trainer.report_selection("confident_", self.train_mask)
+        return {"outer_loop": p.outer_loop, "inner_loop": p.inner_loop, "n_add": p.n_add,
+                "kept_val_balanced_acc": p.kept_val / 100.0,
+                "confident_size": float(self.train_mask[trainer.train_index].sum()),
+                "own_selected": float(adopted)}
+
+    def _end_inner_round(self) -> None:
+        p, hp = self.progress, self.hparams
+        improved = p.kept_val > p.last_round_val
+        if improved:
+            p.last_round_val = p.kept_val
+        if improved and p.inner_loop < hp.max_inner_loop - 1:
+            p.next_action = "inner"
+            return
+        why = (f"inner round {p.inner_loop} did not improve the noisy validation" if not improved
+               else f"{p.inner_loop} inner rounds done")
+        if p.outer_loop < hp.max_outer_loop:
+            p.next_action = "outer"
+        else:
+            reported = (f"its reported model has {p.best_val:.2f}% balanced noisy-validation accuracy" if p.best_val > 0
+                        else "no inner-round model beat its outer loop's validation, so none was reported")
+            p.stop_reason = (f"Me-Momentum's loops ended: outer loop {p.outer_loop} of {hp.max_outer_loop} "
+                             f"closed ({why}); {reported}")
