@@ -104,12 +104,14 @@ def metric_axis_label(metrics: list[str]) -> str:
 
 
 def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: str = "the results",
-                colors: dict | None = None) -> Figure:
+                colors: dict | None = None, levels: dict | None = None) -> Figure:
     """Learning curves: one panel per (dataset, protocol, noise), one line per method and metric.
 
     Lines are the mean over seeds; the band is ±1 sample std (drawn where n >= 2).  Accuracy-like
     metrics (fractions) are drawn in percent, as in the paper.  Each line's gid is
-    ``"<method>|<metric>"`` so that the drawn numbers can be read back.
+    ``"<method>|<metric>"`` so that the drawn numbers can be read back.  ``levels`` maps a setting
+    (dataset, protocol, noise) to a (value in plotted units, label) drawn as a dotted horizontal
+    line, e.g. the accuracy of the noisy labels themselves.
     """
     if isinstance(metrics, str):
         metrics = [metrics]
@@ -143,6 +145,9 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
                 if banded.any():
                     ax.fill_between(x[banded], (mean - std)[banded], (mean + std)[banded],
                                     color=colors[method], alpha=0.18, linewidth=0)
+        if levels and (dataset, protocol, noise) in levels:
+            value, level_label = levels[(dataset, protocol, noise)]
+            ax.axhline(value, color="0.4", linestyle=":", linewidth=1.2, label=level_label, gid="level")
         title = f"{dataset} · {noise}" + (f" · {protocol}" if several_protocols else "")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")

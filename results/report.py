@@ -159,11 +159,15 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
                      "", _figure_link(curves, out, "test accuracy against epoch")]
         if all(m in epochs for m in DILUTION_METRICS):
             fig4 = figure_path("dilution_vs_prediction")
-            plot_curves(epochs, DILUTION_METRICS, fig4, where=str(root), colors=colors)
+            # The bar both must clear: the accuracy of the noisy labels they start from.
+            realised = done.dropna(subset=["realised_noise"]).groupby(["dataset", "protocol", "noise"])["realised_noise"].mean()
+            levels = {key: (100 * (1 - rate), f"noisy labels ({100 * (1 - rate):.1f}%)") for key, rate in realised.items()}
+            plot_curves(epochs, DILUTION_METRICS, fig4, where=str(root), colors=colors, levels=levels)
             sections += ["", "## Diluted labels against model predictions", "",
                          "Accuracy (%) on the training set, against the clean labels, of the diluted labels "
                          "(solid) and of the model's own predictions (dashed), for the methods that log both "
-                         "(the LEND paper's Fig. 4).", "", _figure_link(fig4, out, "diluted-label vs model-prediction accuracy")]
+                         "(the LEND paper's Fig. 4); dotted: the accuracy of the noisy labels themselves.",
+                         "", _figure_link(fig4, out, "diluted-label vs model-prediction accuracy")]
         from results.plots import available_metrics
 
         diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS]

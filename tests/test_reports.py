@@ -147,11 +147,13 @@ def test_curves_plot_the_store_numbers_in_percent_with_a_std_band(store, tmp_pat
 
 def test_any_metric_several_metrics_and_pdf(store, tmp_path):
     out = tmp_path / "fig4.pdf"
-    figure = plot_curves(load_epochs(store), ["diluted_label_acc", "model_pred_acc"], out)
+    levels = {("digits", "quick", "sym:0.4"): (60.0, "noisy labels (60.0%)")}
+    figure = plot_curves(load_epochs(store), ["diluted_label_acc", "model_pred_acc"], out, levels=levels)
     assert out.read_bytes()[:4] == b"%PDF" and out.stat().st_size > 5_000
     ax = next(ax for ax in figure.axes if ax.get_title() == "digits · sym:0.4")
     lines = {line.get_gid(): line for line in ax.lines}
-    assert set(lines) == {"lend|diluted_label_acc", "lend|model_pred_acc"}  # standard does not log them
+    assert set(lines) == {"lend|diluted_label_acc", "lend|model_pred_acc", "level"}  # standard does not log them
+    assert list(lines["level"].get_ydata()) == [60.0, 60.0]
     assert lines["lend|diluted_label_acc"].get_linestyle() != lines["lend|model_pred_acc"].get_linestyle()
     mean, _ = expected_curve("lend", "sym:0.4", lambda m, n, s: diagnostic_curve(m, n, s, 1))
     np.testing.assert_allclose(lines["lend|diluted_label_acc"].get_ydata(), 100 * mean, rtol=1e-12)
@@ -362,6 +364,7 @@ def test_report_page_links_existing_figures_and_counts_trials(store, tmp_path):
     assert ["digits", "quick", "sym:0.4", "standard", "3", "1", "0", "40.0%"] in rows
     # the table with significance marks and the protocols from spec.json
     assert "Bold: best mean in the column" in page and "Published numbers: none" in page
+    assert "dotted: the accuracy of the noisy labels themselves" in page
     assert "| optimizer" in page and "adam" in page and "- lend: k=8" in page
     best = summarize(load_trials(store)).set_index(["noise", "method"]).loc[("sym:0.4", "lend"), "best_mean"]
     assert f"{best:.2f}" in page
