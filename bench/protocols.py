@@ -115,6 +115,16 @@ DIVIDEMIX_CLOTHING1M = Recipe(
     schedule="multistep", milestones=(40,), augment=True, mean_std=CLOTHING1M_MEAN_STD, imagenet_init=True,
 )
 
+# Me-Momentum's own recipe (Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, CIFAR): SGD 0.01,
+# momentum 0.9, wd 1e-4, batch 128, crop+flip.  The lr is constant in the outer phase and restarts
+# with MultiStepLR at 40%/80% of every inner round -- the method sets that itself (lr_factor), so
+# the recipe's schedule is "constant".  The protocol's model stays: main.py's ResNet-34 (CIFAR-100)
+# and LeNet (MNIST) are not in bench/models.py.
+ME_MOMENTUM_ORIGINAL = dict(
+    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, schedule="constant",
+    milestones=(), augment=True,
+)
+
 PROTOCOLS: dict[str, str] = {
     "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
@@ -139,6 +149,7 @@ METHOD_RECIPES: dict[str, tuple[dict, str]] = {
     "jocor": (COTEACHING_ORIGINAL, "Wei et al. 2020, hongxin001/JoCoR (Co-teaching's recipe)"),
     "sigua": (COTEACHING_ORIGINAL, "Han et al. 2020, bhanML/SIGUA scripts (Co-teaching's recipe)"),
     "gce": (GCE_ORIGINAL, "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-10)"),
+    "me_momentum": (ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)"),
 }
 
 # (method, dataset) entries that replace METHOD_RECIPES[method] on that dataset.

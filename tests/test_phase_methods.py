@@ -260,3 +260,13 @@ def test_tables_show_own_beside_selected_with_the_seeds_behind_it():
     assert "94.00 ± 0.50 (n=2)" in row and "(n=3)" not in row
     assert "own_n" in to_csv(summary).splitlines()[0]
     assert "Own" not in to_markdown(summary.drop(columns=["own_mean", "own_std", "own_n"]))
+
+
+def test_original_protocol_gives_me_momentum_its_own_optimiser():
+    from bench.protocols import resolve_recipe
+
+    cifar = resolve_recipe("original", "cifar10", "me_momentum")
+    assert (cifar.optimizer, cifar.lr, cifar.momentum, cifar.weight_decay, cifar.batch_size) == ("sgd", 0.01, 0.9, 1e-4, 128)
+    assert cifar.schedule == "constant" and cifar.epochs == 200  # rounds of 100 epochs, as main.py's n_epoch
+    digits = resolve_recipe("original", "digits", "me_momentum")
+    assert (digits.model, digits.epochs, digits.optimizer) == ("mlp", 100, "sgd")
