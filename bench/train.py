@@ -547,6 +547,9 @@ class Trainer:
             for index in self.batch_order(epoch):
                 yield Batch(data.train_input(index, augment_gen), data.noisy[index], index)
             return
+        if self.method.train_subset() is not None:  # the stream plans its own epochs over every image
+            raise BenchError(f"{self.spec.method} trains on a subset of the samples each epoch, which a streamed "
+                             f"dataset ({self.spec.dataset}) does not support; use an in-memory dataset")
         stream, batch_size = data.train_stream, self.recipe.batch_size
         seed = derive_seed(self.spec.hash, "stream")
         single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
