@@ -149,9 +149,10 @@ class IdentityFeatures(nn.Module):
         return (logits, features) if return_features else logits
 
 
-def make_lend(num_train=4, classes=3, dim=4, **overrides) -> LEND:
+def make_lend(num_train=4, classes=3, dim=4, device="cpu", **overrides) -> LEND:
+    device = torch.device(device)
     ctx = MethodContext(num_classes=classes, num_train=num_train, epochs=20, noise_kind="sym", noise_rate=0.4,
-                        device=torch.device("cpu"), seed=0, build_network=lambda i: IdentityFeatures(dim, classes))
+                        device=device, seed=0, build_network=lambda i: IdentityFeatures(dim, classes).to(device))
     return LEND(build_hparams("lend", {k: str(v) for k, v in overrides.items()}), ctx)
 
 
@@ -245,3 +246,23 @@ def test_cuda_under_bf16_autocast_matches_cpu_without_a_host_sync():
             torch.cuda.set_sync_debug_mode("default")
     assert gpu.labels.dtype == torch.float32
     assert torch.allclose(gpu.labels.cpu(), cpu, atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("options", [{}, {"temporal": "output", "selection": "hard", "solver": "iterate"}])
+def test_cuda_train_step_has_no_host_sync(options):
+    method = make_lend(num_train=64, classes=10, dim=32, device="cuda", **options)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(images=torch.rand(32, 32, generator=g).cuda(), labels=torch.randint(0, 10, (32,), generator=g).cuda(),
+                  index=torch.randperm(64, generator=g)[:32].cuda())
+    for epoch in (0, 10):  # before and after the warm-up
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = method.train_step(batch, epoch)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        out.loss.backward()
+        assert torch.isfinite(out.loss)
