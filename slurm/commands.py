@@ -40,14 +40,16 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--launcher", choices=["inline", "local", "slurm"], default="inline",
                    help="inline: in this process; local: --workers parallel processes; slurm: one job array")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local: N parallel processes (default: one per GPU, else 2)")
+                   help="local: N parallel processes (default: one per GPU, else 2); each keeps torch's CPU "
+                        "threads, as inline does (same numbers); OMP_NUM_THREADS=M splits the cores instead")
     g.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
     g.add_argument("--time", type=int, default=None, metavar="MINUTES",
                    help="slurm: time limit of each array task (default 60; a timed-out task is requeued and "
                         "resumes); local: of each worker (default none)")
     g.add_argument("--gpus-per-task", type=int, default=None, metavar="N", help="slurm: GPUs per array task")
     g.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
-                   help="slurm: CPUs per array task (torch uses that many threads)")
+                   help="slurm: CPUs per array task; torch then uses that many threads (default: the "
+                        "cluster's CPUs per task and torch's own thread count)")
     g.add_argument("--mem", default=None, metavar="SIZE", help="slurm: memory per array task, e.g. 16G or 4000M")
     g.add_argument("--array-parallelism", type=int, default=None, metavar="N",
                    help="slurm: at most N array tasks at once (default 256, submitit's)")
@@ -60,8 +62,9 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slurm-folder", default=None, metavar="DIR",
                    help="local/slurm: submitit's pickles and logs (default <results>/.submitit)")
     g.add_argument("--max-requeues", type=int, default=None, metavar="N",
-                   help="local/slurm: requeue a timed-out or preempted task at most N times (default 3); "
-                        "it resumes its trial from the last epoch checkpoint")
+                   help="local/slurm: requeue a task that hits --time at most N times (default 3; "
+                        "submitit requeues preempted tasks without counting); it resumes its trial from the "
+                        "last epoch checkpoint")
     g.add_argument("--wait", dest="wait", action="store_true", default=None,
                    help="local/slurm: follow the jobs with a progress line and print the table (default)")
     g.add_argument("--no-wait", dest="wait", action="store_false",
@@ -229,7 +232,8 @@ def format_status(report) -> str:
                      + _log_words(trial))
     pending_jobs = sorted({t.job_id for t in report.trials.values() if t.state == "pending" and t.job_id})
     if pending_jobs:
-        lines.append(f"  pending     {counts['pending']} trials in job {', '.join(pending_jobs)}")
+        n = counts["pending"]
+        lines.append(f"  pending     {n} trial{'s' * (n != 1)} in job {', '.join(pending_jobs)}")
     for trial in report.in_state(FAILED):
         path = report.root / trial.dirname / "failed.json"
         lines.append(f"  failed      {trial.label}: {_last_error_line(path)}\n      traceback: {path}"

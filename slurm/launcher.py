@@ -99,13 +99,17 @@ class LaunchOptions:
 # --------------------------------------------------------------------------------------
 # What runs in the job
 # --------------------------------------------------------------------------------------
-def _job_threads(default: int | None) -> int | None:
-    """CPU threads for torch in this job: what SLURM allocated, else the launcher's share."""
-    for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return default
+def _requested_threads() -> int | None:
+    """--cpus-per-task N (SLURM_CPUS_PER_TASK), where no OMP_NUM_THREADS says otherwise.
+
+    Otherwise torch's default is kept, as inline keeps it: on the CPU, sums split over another
+    number of threads round differently, and a trial should give the numbers an inline run gives.
+    (torch's default already follows the CPU set of a cluster that binds tasks to their CPUs.)
+    """
+    value = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if "OMP_NUM_THREADS" not in os.environ and value.isdigit() and int(value) > 0:
+        return int(value)
+    return None
 
 
 class TrialBatch(submitit.helpers.Checkpointable):
@@ -117,11 +121,10 @@ class TrialBatch(submitit.helpers.Checkpointable):
     last epoch checkpoint, so nothing beyond the store has to be saved.
     """
 
-    def __init__(self, results_root: str, submission: str, trial_kwargs: dict, threads: int | None = None):
+    def __init__(self, results_root: str, submission: str, trial_kwargs: dict):
         self.results_root = results_root
         self.submission = submission
         self.trial_kwargs = dict(trial_kwargs)
-        self.threads = threads
 
     def __call__(self, spec_records: list[dict]) -> list[dict]:
         import torch
@@ -129,9 +132,9 @@ class TrialBatch(submitit.helpers.Checkpointable):
         from bench.sweep import format_progress
         from bench.train import run_trial
 
-        threads = _job_threads(self.threads)
+        threads = _requested_threads()
         if threads:
-            # torch's default (every core of the node) oversubscribes a node shared by several tasks.
+            # On a cluster that does not bind tasks to their CPUs, torch would use every core.
             torch.set_num_threads(threads)
         job_id = submitit.JobEnvironment().job_id
         progress = TaskProgress(Path(self.results_root), self.submission, job_id)
@@ -217,9 +220,7 @@ def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, t
     gpu_ids = local_gpu_ids(trial_kwargs.get("device")) if options.launcher == "local" else []
     workers = options.workers or len(gpu_ids) or DEFAULT_LOCAL_WORKERS_ON_CPU
     chunks = chunk_trials(specs, options, workers)
-    # Local workers share this machine's cores; SLURM tasks get theirs from the allocation.
-    threads = max(1, (os.cpu_count() or 1) // len(chunks)) if options.launcher == "local" else None
-    batch = TrialBatch(str(root), submission, trial_kwargs, threads)
+    batch = TrialBatch(str(root), submission, trial_kwargs)
     arguments = [[spec.to_json() for spec in chunk] for chunk in chunks]
     try:
         if options.launcher == "slurm":
@@ -250,7 +251,7 @@ def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, t
         "host": socket.gethostname(),
         "log_folder": str(folder),
         "parameters": options.slurm_parameters() if options.launcher == "slurm" else
-        {"workers": len(chunks), "threads": threads, "gpus": gpu_ids},
+        {"workers": len(chunks), "gpus": gpu_ids},
         "tasks": [
             {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
              "trials": [{"dir": s.dirname, "label": s.label()} for s in chunk]}
