@@ -154,6 +154,59 @@ def test_checkpoint_requeues_the_same_batch_with_the_same_trials(tmp_path):
     assert copy.function.trial_kwargs == batch.trial_kwargs and copy.args == delayed.args
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so run_trial leaves the trial incomplete."""
+
+
+def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_epoch(inline_results, tmp_path,
+                                                                                     monkeypatch):
+    import bench.train
+    from bench.train import run_trial
+
+    real_write = bench.train.atomic_write_bytes
+    checkpoints = []
+
+    def killed_while_writing_the_second_checkpoint(path, data):
+        if Path(path).name == "checkpoint.pt":
+            checkpoints.append(path)
+            if len(checkpoints) == 2:
+                raise Killed()
+        real_write(path, data)
+
+    monkeypatch.setattr(bench.train, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
+    with pytest.raises(Killed):
+        run_trial(spec(0), tmp_path, device="cpu")
+    trial = TrialStore(tmp_path).trial(spec(0))
+    assert [m["epoch"] for m in trial.read_metrics()] == [1, 2]  # epoch 2's line, epoch 1's checkpoint
+    monkeypatch.undo()
+
+    summary = run_trial(spec(0), tmp_path, device="cpu")
+    assert summary["resumed_from"] == 1
+    assert metrics_without_time(tmp_path, spec(0)) == metrics_without_time(inline_results, spec(0))
+
+
+def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inline_results, tmp_path, monkeypatch):
+    from bench.train import Trainer, run_trial
+
+    real_epoch = Trainer.train_epoch
+
+    def killed_in_epoch_3(self, epoch):
+        if epoch == 2:
+            raise Killed()
+        return real_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_3)
+    with pytest.raises(Killed):
+        run_trial(spec(0), tmp_path, device="cpu")
+    monkeypatch.undo()
+    checkpoint = TrialStore(tmp_path).trial(spec(0)).checkpoint_file
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut by a crash
+
+    summary = run_trial(spec(0), tmp_path, device="cpu")
+    assert summary["resumed_from"] == 0
+    assert metrics_without_time(tmp_path, spec(0)) == metrics_without_time(inline_results, spec(0))
+
+
 # --------------------------------------------------------------------------------------
 # bench status on a hand-made store
 # --------------------------------------------------------------------------------------
