@@ -12,6 +12,7 @@ Written for the GPU (airbench-style) and correct on the CPU:
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import sys
 import time
@@ -654,9 +655,10 @@ class Trainer:
             return 0
         try:
             state = torch.load(self.trial.checkpoint_file, map_location=self.data.device, weights_only=False)
-        except Exception:  # a checkpoint cut by a crash: start over rather than trust it
-            return 0
-        if state.get("spec_hash") != self.spec.hash:
+        except Exception:  # an unreadable checkpoint: start over rather than trust it
+            state = None
+        if state is None or state.get("spec_hash") != self.spec.hash:
+            self.trial.keep_metrics_through(0)  # starting over: the old lines would repeat epochs
             return 0
         done_epochs = self.load_state_dict(state)
         self.trial.keep_metrics_through(done_epochs)
@@ -706,10 +708,16 @@ class Trainer:
                     save_feature_snapshot(self.view, self.data,
                                           self.trial.path / FEATURE_SNAPSHOT_NAME.format(epoch=epoch + 1), epoch + 1)
                 if self.trial is not None:
+                    # The metrics line first, then the checkpoint, written whole or not at all: a trial
+                    # killed in between (SIGKILL, or submitit's preemption handler mid-save) resumes from
+                    # the previous checkpoint, which drops the extra line and redoes the epoch -- no
+                    # epoch lost or repeated, no half-written checkpoint.pt.
+                    self.trial.append_metrics(line)
                     last = epoch + 1 == self.max_epochs or stop_reason
                     if (epoch + 1) % self.checkpoint_every == 0 or last:
-                        torch.save(self.state_dict(epoch + 1), self.trial.checkpoint_file)
-                    self.trial.append_metrics(line)
+                        buffer = io.BytesIO()
+                        torch.save(self.state_dict(epoch + 1), buffer)
+                        atomic_write_bytes(self.trial.checkpoint_file, buffer.getvalue())
                 lines.append(line)
                 if progress is not None:
                     progress.set_postfix(test_acc=f"{line['test_acc']:.3f}")
