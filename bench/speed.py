@@ -37,6 +37,7 @@ CIFAR_IMAGE_SHAPE = (3, 32, 32)
 # The real datasets whose shape `bench speed` can imitate, with their number of classes.  The
 # trial's recipe is resolved for this name, so the protocol picks the recipe it would on the real set.
 SHAPES = {"cifar10": 10, "cifar100": 100}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class SpeedOptions:
     reference: bool = True
     reference_workers: int = min(4, os.cpu_count() or 1)
     pack: tuple[int, ...] = ()
+    compile: str | None = None  # a torch.compile mode for the trainer's networks; None: eager, as bench run
 
     def resolved(self, device: torch.device) -> "SpeedOptions":
         on_gpu = device.type == "cuda"
@@ -123,6 +125,11 @@ class TrainerLoop:
         spec = TrialSpec(dataset=options.shape, method=method, noise=options.noise, seed=seed,
                          protocol=options.protocol, model=options.model, batch_size=options.batch_size)
         self.trainer = Trainer(setup_trial(spec, device, dataset=dataset))
+        if options.compile:
+            # In place (Module.compile): state_dict keys, hence checkpoints, stay as in eager mode.
+            # Compiling happens in the warm-up steps and the first evaluation, both untimed.
+            for network in self.trainer.method.networks():
+                network.compile(mode=None if options.compile == "default" else options.compile)
         self.recipe = self.trainer.recipe
         self.batch_size = self.recipe.batch_size
         # The timed epoch: past every method's warm-up by default (LEND's 10 epochs of plain
@@ -411,7 +418,7 @@ def run_speed(options: SpeedOptions, echo=None) -> dict:
         "eval_images_timed": options.eval_images, "image_shape": list(CIFAR_IMAGE_SHAPE),
         "num_classes": SHAPES[options.shape], "protocol": options.protocol, "model": recipe.model,
         "batch_size": recipe.batch_size, "steps": options.steps, "warmup": options.warmup,
-        "repeats": options.repeats, "timed_epoch": options.epoch, "rows": rows, "pack": [],
+        "repeats": options.repeats, "timed_epoch": options.epoch, "compile": options.compile, "rows": rows, "pack": [],
     }
     if options.pack:
         result["pack"] = measure_packing(options, device, echo)
@@ -433,7 +440,8 @@ def format_report(result: dict) -> str:
             f"{result['model']}, batch {result['batch_size']}, protocol {result['protocol']}\n"
             f"device {result['device_name']}, torch {result['torch']}; {result['steps']} timed steps of epoch "
             f"{result['timed_epoch'] + 1} after {result['warmup']} warm-up steps, best of {result['repeats']}; "
-            f"evaluation timed on {result['eval_images_timed']:,} test images, scaled to {result['test_size']:,}")
+            f"evaluation timed on {result['eval_images_timed']:,} test images, scaled to {result['test_size']:,}"
+            + (f"; trainer networks torch.compile'd (mode {result['compile']})" if result["compile"] else ""))
     table = [[r["loop"], _fmt(r["img_per_s"], ",.1f"), _fmt(r["step_ms"], ",.1f"), _fmt(r["s_per_epoch"], ",.2f"),
               _fmt(r["eval_s_per_epoch"], ",.2f"), _fmt(r["hours_per_trial"], ",.2f"),
               _fmt(r["speedup_vs_reference"], ".2f"), _fmt(r["cost_vs_standard"], ".2f"),
@@ -471,7 +479,7 @@ def cmd_speed(args) -> int:
         batch_size=args.batch_size, protocol=args.protocol, noise=args.noise, shape=args.shape, steps=args.steps,
         warmup=args.warmup, repeats=args.repeats, epoch=args.epoch, train_size=args.train_size,
         eval_images=args.eval_images, reference=not args.no_reference, reference_workers=args.reference_workers,
-        pack=parse_pack(args.pack) if args.pack else (),
+        pack=parse_pack(args.pack) if args.pack else (), compile=args.compile,
     )
     progress = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else None
     result = run_speed(options, progress)
@@ -505,6 +513,9 @@ def register_commands(subparsers) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the reference loop")
     p.add_argument("--pack", default=None, metavar="K,K,...",
                    help="also time K concurrent training processes on the device, e.g. 1,2,4,8")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                   help="torch.compile the trainer's networks first (mode default, or reduce-overhead for CUDA "
+                        "graphs) to see whether it pays; bench run trains eagerly")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=cmd_speed)
