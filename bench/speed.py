@@ -159,12 +159,15 @@ class TrainerLoop:
         return images
 
     def warm_up(self, steps: int) -> None:
-        if self.device.type == "cuda" and steps >= 3:
-            # Syncs per step by difference, so the epoch's own (its batch order upload, its
-            # one metrics read) cancel: a step that syncs stalls the GPU's queue every time.
+        if self.device.type == "cuda" and steps >= 4:
+            # The first steps pick cuDNN's kernels (which syncs); then count the syncs of one
+            # step and of two, each call with its epoch's own (the batch order upload, the one
+            # metrics read), so the difference is what one step adds: a step that syncs stalls
+            # the GPU's queue every time.
+            self.train(steps - 3)
             one = count_host_syncs(self.device, lambda: self.train(1))
-            rest = count_host_syncs(self.device, lambda: self.train(steps - 1))
-            self.host_syncs_per_step = (rest - one) / (steps - 2)
+            two = count_host_syncs(self.device, lambda: self.train(2))
+            self.host_syncs_per_step = float(two - one)
         elif steps > 0:
             self.train(steps)
         synchronize(self.device)
