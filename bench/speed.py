@@ -134,7 +134,10 @@ class TrainerLoop:
         self.batch_size = self.recipe.batch_size
         # The timed epoch: past every method's warm-up by default (LEND's 10 epochs of plain
         # labels, Co-teaching's forget-rate ramp), so its steps are the ones most epochs run.
-        self.epoch = min(options.epoch, self.recipe.epochs - 1)
+        if options.epoch >= self.recipe.epochs:
+            raise BenchError(f"--epoch {options.epoch}: a {method} trial of this protocol has epochs 0.."
+                             f"{self.recipe.epochs - 1}; pick one of them")
+        self.epoch = options.epoch
         self.trainer.epoch = self.epoch
         # What Trainer.run does before an epoch's steps (a method may build state here).
         self.trainer.method.on_epoch_start(self.epoch, self.trainer.view)
@@ -305,6 +308,7 @@ class ReferenceLoop:
 # --------------------------------------------------------------------------------------
 def resolve_options(options: SpeedOptions) -> tuple[SpeedOptions, torch.device]:
     """Check every option before anything is built (one-line errors) and fill the defaults."""
+    import noise
     from bench.models import check_model_name
     from bench.protocols import check_protocol_name
     from bench.train import resolve_device
@@ -316,6 +320,7 @@ def resolve_options(options: SpeedOptions) -> tuple[SpeedOptions, torch.device]:
     for method in options.methods:
         get_method(method)
     check_protocol_name(options.protocol)
+    noise.parse_noise(options.noise)
     if options.model is not None:
         check_model_name(options.model)
     if options.shape not in SHAPES:

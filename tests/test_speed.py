@@ -81,6 +81,8 @@ def test_speed_pack_reports_every_process_count(capsys):
     (["--steps", "0"], "--steps"),
     (["--batch-size", "1"], "--batch-size 1: must be at least 2"),
     (["--shape", "svhn"], "--shape"),
+    (["--noise", "sym:1.4"], "sym:1.4"),
+    (["--epoch", "200"], "--epoch 200"),
 ])
 def test_speed_bad_input_is_one_line(capsys, argv, message):
     assert main(TINY_SPEED + argv) == 2
