@@ -139,8 +139,14 @@ class TrainerLoop:
                              f"{self.recipe.epochs - 1}; pick one of them")
         self.epoch = options.epoch
         self.trainer.epoch = self.epoch
-        # What Trainer.run does before an epoch's steps (a method may build state here).
+        # What Trainer.run does before an epoch's steps (a method may build state here).  Its
+        # time is reported apart: a phase method's hook (self-learning's prototype election,
+        # GCE's pruning pass) embeds or predicts the whole training set, on some epochs only.
+        synchronize(device)
+        started = time.perf_counter()
         self.trainer.method.on_epoch_start(self.epoch, self.trainer.view)
+        synchronize(device)
+        self.hook_seconds = time.perf_counter() - started
         set_lr(self.trainer.optimizer, *lr_and_beta1(self.recipe, self.epoch))
         self.samples_per_epoch = int(self.trainer.data.train_idx.numel())
         # The sizes of one epoch's batches (every epoch's order has the same), counted here so
@@ -236,6 +242,7 @@ class ReferenceLoop:
         self.samples_per_epoch = dataset.num_train
         self.num_val = 0
         self.host_syncs_per_step = None
+        self.hook_seconds = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             self.model = build_model(recipe.model, dataset.num_classes, dataset.image_shape).to(device)
@@ -354,7 +361,8 @@ def _row(loop, options: SpeedOptions, train_samples: list[tuple[float, int]], ev
         "step_ms": 1000.0 * loop.batch_size / img_per_s,
         "train_s_per_epoch": train_s, "eval_s_per_epoch": eval_s, "s_per_epoch": s_per_epoch,
         "epochs": loop.epochs, "hours_per_trial": loop.epochs * s_per_epoch / 3600.0,
-        "host_syncs_per_step": loop.host_syncs_per_step, "img_per_s_repeats": rates,
+        "host_syncs_per_step": loop.host_syncs_per_step, "epoch_hook_s": loop.hook_seconds,
+        "img_per_s_repeats": rates,
     }
 
 
@@ -453,15 +461,16 @@ def format_report(result: dict) -> str:
     table = [[r["loop"], _fmt(r["img_per_s"], ",.1f"), _fmt(r["step_ms"], ",.1f"), _fmt(r["s_per_epoch"], ",.2f"),
               _fmt(r["eval_s_per_epoch"], ",.2f"), _fmt(r["hours_per_trial"], ",.2f"),
               _fmt(r["speedup_vs_reference"], ".2f"), _fmt(r["cost_vs_standard"], ".2f"),
-              _fmt(r["host_syncs_per_step"], ".1f")] for r in result["rows"]]
+              _fmt(r["host_syncs_per_step"], ".1f"), _fmt(r["epoch_hook_s"], ",.2f")] for r in result["rows"]]
     epochs = sorted({r["epochs"] for r in result["rows"]})
     headers = ["loop", "img/s", "ms/step", "s/epoch", "of which eval",
                f"h per {'/'.join(map(str, epochs))}-epoch trial", "x reference speed", "x standard's time",
-               "host syncs/step"]
+               "host syncs/step", "epoch-start hook s"]
     lines = [head, "", tabulate(table, headers=headers, tablefmt="github")]
-    lines.append("(s/epoch = training images / img/s + evaluation; epoch hooks, e.g. GCE's pruning passes and "
-                 "Me-Momentum's confident-set predictions, and checkpoints are not included: "
-                 "`bench run --checkpoint-every N` saves less often)")
+    lines.append("(s/epoch = training images / img/s + evaluation.  Not included: the epoch-start hook, timed once "
+                 "at the timed epoch, which phase methods run on some epochs only (GCE's pruning passes, "
+                 "self-learning's prototype elections, Me-Momentum's confident sets); and checkpoints, "
+                 "which `bench run --checkpoint-every N` makes less frequent)")
     if result["pack"]:
         pack_table = [[p["processes"], _fmt(p["aggregate_img_per_s"], ",.1f"), _fmt(p["per_process_img_per_s"], ",.1f"),
                        _fmt(p["gain_vs_one"], ".2f"), p["threads_per_process"]] for p in result["pack"]]

@@ -56,6 +56,7 @@ def test_speed_command_returns_well_formed_json(capsys):
     assert reference["speedup_vs_reference"] == pytest.approx(1.0)
     assert standard["cost_vs_standard"] == pytest.approx(1.0) and coteaching["cost_vs_standard"] > 0
     assert reference["cost_vs_standard"] is None
+    assert reference["epoch_hook_s"] is None and standard["epoch_hook_s"] >= 0 and coteaching["epoch_hook_s"] >= 0
     assert result["pack"] == []
 
 
