@@ -42,7 +42,8 @@ def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0,
          propagation Z^t = alpha W Z^(t-1) + (1 - alpha) label_dist from Z^0 = label_dist, whose
          limit is (1 - alpha)(I - alpha W)^-1 label_dist, so Z^T / (1 - alpha) is returned and both
          solvers give the same labels as T grows;
-      5. a non-finite Z is replaced by label_dist (the official NaN fallback); output softmax(Z).
+      5. a non-finite Z is replaced by label_dist (the official NaN fallback; an inf, which the
+         official check lets through to a NaN softmax, falls back too); output softmax(Z).
     Rules at the edges: k is clamped to B; a sample without neighbours (a batch of one, features
     that are all zero or anti-aligned) keeps Z_i = label_dist_i, i.e. softmax(label_dist_i) --
     exactly what the official fallback yields.  A positive scalar on the features cancels (the
@@ -62,8 +63,8 @@ def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0,
         in_knn = torch.zeros_like(self_mask).scatter_(1, nearest, True) & ~self_mask
         similarity = torch.where(in_knn, (feats @ feats.T).clamp_min(0), 0.0)
         # Divide by the largest similarity before the power: a positive scalar cancels in the
-        # normalisation (like the official /B), and without it ResNet features ** 3, squared in
-        # A A^T, overflow fp32.
+        # normalisation (like the official /B), and it keeps A A^T finite in fp32 for large
+        # features (dot products of 1e6, cubed and squared, would reach 1e36).
         similarity = similarity / similarity.amax().clamp_min(torch.finfo(torch.float32).tiny)
         affinity = similarity.pow(gamma)
         weights = affinity @ affinity.T
