@@ -494,9 +494,10 @@ def describe_submission(record: dict) -> str:
     trials = sum(len(t["trials"]) for t in tasks)
     if record["launcher"] == "slurm":
         kind = f"SLURM job array {record['job']}" if "_" in tasks[0]["job_id"] else f"SLURM job {record['job']}"
-        return f"{kind}: {trials} trials in {len(tasks)} task{'s' * (len(tasks) != 1)}"
+        return f"{kind}: {trials} trial{'s' * (trials != 1)} in {len(tasks)} task{'s' * (len(tasks) != 1)}"
     pids = ",".join(t["job_id"] for t in tasks)
-    return f"{len(tasks)} local worker process{'es' * (len(tasks) != 1)} (pid {pids}): {trials} trials"
+    return (f"{len(tasks)} local worker process{'es' * (len(tasks) != 1)} (pid {pids}): "
+            f"{trials} trial{'s' * (trials != 1)}")
 
 
 def launch_trials(specs: list[TrialSpec], results_root, options: LaunchOptions, trial_kwargs: dict,
@@ -539,6 +540,8 @@ def launch_trials(specs: list[TrialSpec], results_root, options: LaunchOptions, 
                  f"bench table --results {results_root}" + (f"; cancel with: {cancel}" if cancel else ""))
         return None
     followed = {s.dirname for s in todo} | queued_names
+    if not followed:  # all done already: nothing to follow
+        return before.counts()
     return follow(specs, root, followed, echo=echo, poll_s=poll_s)
 
 

@@ -126,6 +126,16 @@ def test_sweep_through_one_job_array_equals_inline(workdir, capsys):
     assert "4 trials: done 4 | running 0 | pending 0 | failed 0 | incomplete 0" in capsys.readouterr().out
 
 
+def test_unknown_partition_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", *SWEEP, "--epochs", "1", "--results", str(tmp_path / "r"), "--launcher", "slurm",
+                 "--partition", "no-such-partition"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--partition no-such-partition: no such partition; choose one of:" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def kill_wait_s() -> int:
     """Seconds SLURM lets a cancelled job run on: submitit ignores SIGTERM, so only SIGKILL stops it."""
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
