@@ -14,7 +14,7 @@ Step time does not depend on pixel values or labels, so random ones time the rea
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -285,7 +285,6 @@ class ReferenceLoop:
         return images
 
     def warm_up(self, steps: int) -> None:
-        # The papers' scripts leave cuDNN's autotuner off; so does the reference.
         if steps > 0:
             self.train(steps)
         synchronize(self.device)
@@ -366,9 +365,21 @@ def _row(loop, options: SpeedOptions, train_samples: list[tuple[float, int]], ev
     }
 
 
+@contextlib.contextmanager
+def cudnn_autotuner_of(loop):
+    """cuDNN's autotuner as each loop has it: on in the trainer, off in the papers' scripts."""
+    saved = torch.backends.cudnn.benchmark
+    if loop.kind == "reference":
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
 def measure_loops(options: SpeedOptions, device: torch.device, echo=None) -> list[dict]:
     """Build every loop, warm each up, then time them in turn (``repeats`` rounds, best kept):
-    interleaving keeps a neighbour's load on a shared machine from favouring one loop."""
+    interleaving keeps a neighbour's passing load on a shared machine from favouring one loop."""
     echo = echo or (lambda text: None)
     dataset = synthetic_dataset(options.shape, options.train_size, options.eval_images)
     loops = []
@@ -380,25 +391,23 @@ def measure_loops(options: SpeedOptions, device: torch.device, echo=None) -> lis
         loops.insert(0, ReferenceLoop(options, dataset, device, data.mean, data.std))
     for loop in loops:
         echo(f"warming up {loop.name} ({options.warmup} steps) ...")
-        saved = torch.backends.cudnn.benchmark
-        if loop.kind == "reference":
-            torch.backends.cudnn.benchmark = False
-        loop.warm_up(options.warmup)
-        torch.backends.cudnn.benchmark = saved
+        with cudnn_autotuner_of(loop):
+            loop.warm_up(options.warmup)
     samples: dict[int, list[tuple[float, int]]] = {i: [] for i in range(len(loops))}
     for repeat in range(options.repeats):
-        for i, loop in enumerate(loops):
-            saved = torch.backends.cudnn.benchmark
-            if loop.kind == "reference":
-                torch.backends.cudnn.benchmark = False
-            seconds, images = loop.time_train(options.steps)
-            torch.backends.cudnn.benchmark = saved
+        # Each round starts one loop later, so no loop always runs right after the same neighbour.
+        shift = repeat % len(loops)
+        for i in list(range(shift, len(loops))) + list(range(shift)):
+            loop = loops[i]
+            with cudnn_autotuner_of(loop):
+                seconds, images = loop.time_train(options.steps)
             samples[i].append((seconds, images))
             echo(f"round {repeat + 1}/{options.repeats}: {loop.name}: {images / seconds:,.1f} img/s")
     rows = []
     for i, loop in enumerate(loops):
-        loop.time_eval()  # the first pass picks kernels for the evaluation batch shape
-        eval_seconds, eval_images = loop.time_eval()
+        with cudnn_autotuner_of(loop):
+            loop.time_eval()  # the first pass picks kernels for the evaluation batch shape
+            eval_seconds, eval_images = loop.time_eval()
         rows.append(_row(loop, options, samples[i], eval_seconds, eval_images))
     return rows
 
