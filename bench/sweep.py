@@ -151,6 +151,20 @@ def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
             f"last {100 * summary['last']:.2f}  {summary['seconds']:.1f} s{resumed}")
 
 
+def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
+                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[TrialSpec], int]:
+    """The trials not yet done, and how many were skipped (said once, for every launcher)."""
+    store = TrialStore(results_root)
+    todo = [s for s in specs if store.state(s) != DONE]
+    skipped = len(specs) - len(todo)
+    if skipped:
+        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
+        if feature_epochs:
+            # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
+            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
+    return todo, skipped
+
+
 def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=None,
                echo: Callable[[str], None] = print, checkpoint_every: int = 1,
                feature_epochs: tuple[int, ...] = ()) -> dict[str, int]:
@@ -160,14 +174,7 @@ def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=N
     (``bench run --save-features``)."""
     from bench.train import resolve_device, run_trial
 
-    store = TrialStore(results_root)
-    todo = [s for s in specs if store.state(s) != DONE]
-    skipped = len(specs) - len(todo)
-    if skipped:
-        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
-        if feature_epochs:
-            # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
-            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
+    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
@@ -196,13 +203,7 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, dev
     from bench.packing import process_devices, run_trials_packed
     from bench.train import resolve_device
 
-    store = TrialStore(results_root)
-    todo = [s for s in specs if store.state(s) != DONE]
-    skipped = len(specs) - len(todo)
-    if skipped:
-        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
-        if feature_epochs:
-            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
+    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     started = time.perf_counter()

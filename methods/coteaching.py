@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
 from methods.base import Batch, Method, MethodContext, StepOutput
 from methods.registry import register
 from methods.selection import (
@@ -59,9 +58,7 @@ class CoTeaching(Method):
         double_division: bool = False
 
         def validate(self) -> None:
-            check_schedule_hparams("coteaching", self.num_gradual, self.exponent)
-            if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
-                raise BenchError(f"--hp coteaching.forget_rate={self.forget_rate}: must lie in [0, 1)")
+            check_schedule_hparams("coteaching", self)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

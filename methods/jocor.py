@@ -68,11 +68,9 @@ class JoCoR(Method):
         exponent: float = 1.0  # c (main.py --exponent 1)
 
         def validate(self) -> None:
-            check_schedule_hparams("jocor", self.num_gradual, self.exponent)
+            check_schedule_hparams("jocor", self)
             if not 0.0 <= self.co_lambda <= 1.0:
                 raise BenchError(f"--hp jocor.co_lambda={self.co_lambda}: must lie in [0, 1]")
-            if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
-                raise BenchError(f"--hp jocor.forget_rate={self.forget_rate}: must lie in [0, 1)")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

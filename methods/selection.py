@@ -83,10 +83,13 @@ def resolve_forget_rate(method: str, forget_rate: float | None, noise_rate: floa
     return float(forget_rate)
 
 
-def check_schedule_hparams(method: str, num_gradual: int, exponent: float) -> None:
-    """Shared ``validate()`` checks for the schedule's hyperparameters."""
-    if num_gradual < 1:
-        raise BenchError(f"--hp {method}.num_gradual={num_gradual}: must be at least 1 (epochs of the ramp)")
-    if exponent <= 0:
-        raise BenchError(f"--hp {method}.exponent={exponent}: must be positive")
-    # The forget rate is checked once it is resolved from the noise rate (resolve_forget_rate).
+def check_schedule_hparams(method: str, hparams) -> None:
+    """Shared ``validate()`` checks for the small-loss methods' schedule hyperparameters
+    (``forget_rate``, ``num_gradual``, ``exponent``)."""
+    if hparams.num_gradual < 1:
+        raise BenchError(f"--hp {method}.num_gradual={hparams.num_gradual}: must be at least 1 (epochs of the ramp)")
+    if hparams.exponent <= 0:
+        raise BenchError(f"--hp {method}.exponent={hparams.exponent}: must be positive")
+    if hparams.forget_rate is not None and not 0.0 <= hparams.forget_rate < 1.0:
+        raise BenchError(f"--hp {method}.forget_rate={hparams.forget_rate}: must lie in [0, 1)")
+    # A forget rate taken from the noise rate is checked once resolved (resolve_forget_rate).

@@ -79,13 +79,11 @@ class SIGUA(Method):
         exponent: float = 1.0  # c (arguments.py --exponent 1)
 
         def validate(self) -> None:
-            check_schedule_hparams("sigua", self.num_gradual, self.exponent)
+            check_schedule_hparams("sigua", self)
             if self.sigua_scale < 0:
                 raise BenchError(f"--hp sigua.sigua_scale={self.sigua_scale}: must be >= 0 (it scales an ascent)")
             if self.sigua_rate is not None and not 0.0 <= self.sigua_rate <= 1.0:
                 raise BenchError(f"--hp sigua.sigua_rate={self.sigua_rate}: must lie in [0, 1]")
-            if self.forget_rate is not None and not 0.0 <= self.forget_rate < 1.0:
-                raise BenchError(f"--hp sigua.forget_rate={self.forget_rate}: must lie in [0, 1)")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

@@ -1,7 +1,6 @@
 """The bench command: every input error is one line, exit 2, nothing written."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

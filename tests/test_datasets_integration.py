@@ -7,7 +7,6 @@ fabricated CIFAR-10 whose 50,000 training labels are that file's clean_label.
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 

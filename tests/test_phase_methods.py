@@ -2,7 +2,6 @@
 support they need (validation split, train subsets, rounds, epoch budget, early stop, resume)."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np

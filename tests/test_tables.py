@@ -9,7 +9,7 @@ import pytest
 
 from bench.spec import TrialSpec
 from results.aggregate import load_trials, summarize
-from results.tables import render, to_csv, to_latex, to_markdown
+from results.tables import to_csv, to_latex, to_markdown
 
 
 def write_trial(root, method, noise, seed, accs, state="done", hparams=()):
