@@ -24,21 +24,7 @@ EPOCHS = 3
 SWEEP = ["--methods", "standard", "--noise", "sym:0.4", "--epochs", str(EPOCHS), "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _same_cpu_threads_everywhere():
-    """Inline (in this process) and the jobs (which inherit the environment) on one CPU thread:
-    on the CPU a sum split over another number of threads rounds differently."""
-    import torch
-
-    before_env, before = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    if before_env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = before_env
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def spec(seed: int, **changes) -> TrialSpec:
