@@ -20,6 +20,8 @@ from slurm.commands import parse_mem
 from slurm.launcher import (DONE, FAILED, INCOMPLETE, NOT_STARTED, PENDING, RUNNING, LaunchOptions, TrialBatch,
                             chunk_trials, collect_status, load_submissions, local_job_alive, task_progress_file)
 
+from helpers import epoch_metrics, wait_until
+
 EPOCHS = 3
 SWEEP = ["--methods", "standard", "--noise", "sym:0.4", "--epochs", str(EPOCHS), "--device", "cpu"]
 
@@ -31,18 +33,6 @@ def spec(seed: int, **changes) -> TrialSpec:
     fields = dict(dataset="digits", method="standard", noise="sym:0.4", seed=seed, protocol="quick", epochs=EPOCHS)
     fields.update(changes)
     return TrialSpec(**fields)
-
-
-def metrics_without_time(results, s: TrialSpec) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in TrialStore(results).trial(s).read_metrics()]
-
-
-def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +63,9 @@ def test_local_launcher_equals_inline_and_submits_only_missing_trials(inline_res
     assert (results / spec(0).dirname / "done.json").stat().st_mtime_ns == first_done  # not rerun
 
     for seed in (0, 1):
-        local = metrics_without_time(results, spec(seed))
+        local = epoch_metrics(results, spec(seed))
         assert len(local) == EPOCHS
-        assert local == metrics_without_time(inline_results, spec(seed))
+        assert local == epoch_metrics(inline_results, spec(seed))
 
     assert main(["status", "--results", str(results)]) == 0
     assert "2 trials: done 2 | running 0 | pending 0 | failed 0 | incomplete 0" in capsys.readouterr().out
@@ -110,7 +100,7 @@ def test_preempted_local_worker_is_requeued_and_resumes_from_its_checkpoint(inli
 
     done = trial.read_done()
     assert 1 <= done["resumed_from"] < EPOCHS, done
-    assert metrics_without_time(results, spec(0)) == metrics_without_time(inline_results, spec(0))
+    assert epoch_metrics(results, spec(0)) == epoch_metrics(inline_results, spec(0))
     assert "requeued" in Path(task["stdout"]).read_text()
     assert collect_status(results).counts()[DONE] == 1
 
@@ -168,7 +158,7 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
 
     summary = run_trial(spec(0), tmp_path, device="cpu")
     assert summary["resumed_from"] == 1
-    assert metrics_without_time(tmp_path, spec(0)) == metrics_without_time(inline_results, spec(0))
+    assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
 def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inline_results, tmp_path, monkeypatch):
@@ -190,7 +180,7 @@ def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inlin
 
     summary = run_trial(spec(0), tmp_path, device="cpu")
     assert summary["resumed_from"] == 0
-    assert metrics_without_time(tmp_path, spec(0)) == metrics_without_time(inline_results, spec(0))
+    assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
 # --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from noise.sampling import (
     sample_from_rows,
     sample_from_transition,
 )
-from noise.transition import CIFAR10_ASYM_MAP, cifar100_asym_map, symmetric_transition
+from noise.transition import CIFAR10_ASYM_MAP, cifar100_asym_map
 
 NUM_SAMPLES = 50_000
 

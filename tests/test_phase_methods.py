@@ -14,7 +14,7 @@ from bench.spec import TrialSpec
 from bench.train import Trainer, run_trial, setup_trial, split_validation
 from methods.me_momentum import confident_set, inner_lr_factor, n_add_rule
 from methods.self_learning import density_and_diversity, elect_prototypes, relabel_by_prototypes
-from results.aggregate import load_trials, summarize
+from results.aggregate import load_trials
 from results.store import TrialStore
 from results.tables import to_csv, to_markdown
 

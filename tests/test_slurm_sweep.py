@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ from bench.spec import TrialSpec
 from results.store import TrialStore
 from slurm.launcher import (DONE, FAILED, INCOMPLETE, PENDING, RUNNING, collect_status, load_submissions,
                             slurm_live_states)
+
+from helpers import epoch_metrics, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("one_cpu_thread")]
 
@@ -66,18 +67,6 @@ def spec(seed: int, epochs: int, batch_size: int | None = None) -> TrialSpec:
                      epochs=epochs, batch_size=batch_size)
 
 
-def metrics_without_time(results, s: TrialSpec) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in TrialStore(results).trial(s).read_metrics()]
-
-
-def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
-
-
 def test_sweep_through_one_job_array_equals_inline(workdir, capsys):
     epochs, seeds = 2, 4
     inline, cluster = workdir / "inline", workdir / "slurm"
@@ -96,9 +85,9 @@ def test_sweep_through_one_job_array_equals_inline(workdir, capsys):
     assert "done 4 | running 0 | pending 0 | failed 0 | incomplete 0" in out
 
     for seed in range(seeds):
-        ran = metrics_without_time(cluster, spec(seed, epochs))
+        ran = epoch_metrics(cluster, spec(seed, epochs))
         assert len(ran) == epochs
-        assert ran == metrics_without_time(inline, spec(seed, epochs)), f"seed {seed}"
+        assert ran == epoch_metrics(inline, spec(seed, epochs)), f"seed {seed}"
     # The tables agree too (timings are not in them).
     assert main(["table", "--results", str(cluster)]) == 0
     cluster_table = capsys.readouterr().out
@@ -196,7 +185,7 @@ def test_preempted_task_is_requeued_and_resumes_to_the_uninterrupted_result(work
 
     done = trial.read_done()
     assert 1 <= done["resumed_from"] < epochs, done
-    assert metrics_without_time(cluster, spec(0, epochs, batch_size=4)) == \
-        metrics_without_time(inline, spec(0, epochs, batch_size=4))
+    assert epoch_metrics(cluster, spec(0, epochs, batch_size=4)) == \
+        epoch_metrics(inline, spec(0, epochs, batch_size=4))
     wait_until(lambda: collect_status(cluster).counts()[DONE] == 1 and
                collect_status(cluster).counts()[RUNNING] == 0, 60, "the job to leave the queue")

@@ -26,7 +26,8 @@ from bench.spec import TrialSpec
 from bench.sweep import run_inline, run_packed
 from bench.train import random_crop_flip
 from methods import method_names
-from results.store import TrialStore
+
+from helpers import epoch_metrics
 
 TINY_SPEED = ["speed", "--device", "cpu", "--model", "mlp", "--batch-size", "16", "--train-size", "64",
               "--eval-images", "32", "--steps", "2", "--warmup", "1", "--reference-workers", "0", "--json", "--quiet"]
@@ -186,10 +187,6 @@ def digits_specs() -> list[TrialSpec]:
             for method, seed in (("standard", 0), ("standard", 1), ("coteaching", 0))]
 
 
-def metrics_without_time(root, spec) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in TrialStore(root).trial(spec).read_metrics()]
-
-
 def test_packed_trials_write_the_same_metrics_as_inline_ones(tmp_path):
     specs = digits_specs()
     inline_lines, packed_lines = [], []
@@ -204,9 +201,9 @@ def test_packed_trials_write_the_same_metrics_as_inline_ones(tmp_path):
     counts = run_packed(specs, tmp_path / "packed", trials_per_gpu=2, device="cpu", echo=packed_lines.append)
     assert counts == {"done": 3, "failed": 0}
     for spec in specs:
-        inline = metrics_without_time(tmp_path / "inline", spec)
+        inline = epoch_metrics(tmp_path / "inline", spec)
         assert len(inline) == 3
-        assert metrics_without_time(tmp_path / "packed", spec) == inline
+        assert epoch_metrics(tmp_path / "packed", spec) == inline
     # The same progress lines (in the order the trials ended), and the same summary line.
     assert sorted(line.split(": ")[0].split("] ")[1] for line in packed_lines[:3]) == \
         sorted(line.split(": ")[0].split("] ")[1] for line in inline_lines[:3])

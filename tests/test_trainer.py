@@ -13,6 +13,8 @@ from bench.train import Trainer, random_crop_flip, run_trial, setup_trial
 from results.aggregate import load_trials
 from results.store import DONE, FAILED, INCOMPLETE, TrialStore
 
+from helpers import epoch_metrics
+
 EPOCHS = 6
 
 
@@ -22,20 +24,31 @@ def tiny_spec(**changes) -> TrialSpec:
     return TrialSpec(**fields)
 
 
-def metrics_without_time(trial_dir) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in trial_dir.read_metrics()]
-
-
 class Interrupted(BaseException):
     """Stands in for a kill: not an Exception, so the trial is left incomplete, not failed."""
+
+
+def run_until_killed(spec: TrialSpec, results, monkeypatch, epoch: int) -> None:
+    """Run ``spec`` and kill it as 0-based ``epoch`` starts (epochs before it are checkpointed)."""
+    original = Trainer.train_epoch
+
+    def dies(self, e, *args, **kwargs):
+        if e == epoch:
+            raise Interrupted()
+        return original(self, e, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies)
+    with pytest.raises(Interrupted):
+        run_trial(spec, results, device="cpu")
+    monkeypatch.setattr(Trainer, "train_epoch", original)
 
 
 def test_same_spec_twice_gives_identical_metrics(tmp_path):
     spec = tiny_spec()
     run_trial(spec, tmp_path / "a", device="cpu")
     run_trial(spec, tmp_path / "b", device="cpu")
-    a = metrics_without_time(TrialStore(tmp_path / "a").trial(spec))
-    b = metrics_without_time(TrialStore(tmp_path / "b").trial(spec))
+    a = epoch_metrics(tmp_path / "a", spec)
+    b = epoch_metrics(tmp_path / "b", spec)
     assert len(a) == EPOCHS
     assert a == b
 
@@ -43,59 +56,38 @@ def test_same_spec_twice_gives_identical_metrics(tmp_path):
 def test_other_seed_gives_other_metrics(tmp_path):
     run_trial(tiny_spec(seed=0), tmp_path, device="cpu")
     run_trial(tiny_spec(seed=1), tmp_path, device="cpu")
-    store = TrialStore(tmp_path)
-    assert metrics_without_time(store.trial(tiny_spec(seed=0))) != metrics_without_time(store.trial(tiny_spec(seed=1)))
+    assert epoch_metrics(tmp_path, tiny_spec(seed=0)) != epoch_metrics(tmp_path, tiny_spec(seed=1))
 
 
 def test_killed_trial_is_never_counted_and_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     spec = tiny_spec()
     run_trial(spec, tmp_path / "whole", device="cpu")
-    whole = metrics_without_time(TrialStore(tmp_path / "whole").trial(spec))
+    whole = epoch_metrics(tmp_path / "whole", spec)
 
-    original = Trainer.train_epoch
-
-    def dies_in_epoch_4(self, epoch):
-        if epoch == 3:
-            raise Interrupted()
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_4)
-    with pytest.raises(Interrupted):
-        run_trial(spec, tmp_path / "cut", device="cpu")
+    run_until_killed(spec, tmp_path / "cut", monkeypatch, epoch=3)
     trial = TrialStore(tmp_path / "cut").trial(spec)
     assert trial.state == INCOMPLETE
     assert len(trial.read_metrics()) == 3 and trial.checkpoint_file.exists()
     assert load_trials(tmp_path / "cut").empty  # an incomplete trial never reaches a table
 
-    monkeypatch.setattr(Trainer, "train_epoch", original)
     summary = run_trial(spec, tmp_path / "cut", device="cpu")
     assert summary["resumed_from"] == 3
     assert trial.state == DONE
-    assert metrics_without_time(trial) == whole
+    assert epoch_metrics(tmp_path / "cut", spec) == whole
 
 
 def test_metric_lines_written_after_the_checkpoint_are_dropped_on_resume(tmp_path, monkeypatch):
-    """A crash between the metrics line and... the next checkpoint must not duplicate epochs."""
+    """A kill between an epoch's metrics line and its checkpoint must not duplicate the epoch."""
     spec = tiny_spec()
     run_trial(spec, tmp_path / "whole", device="cpu")
-    whole = metrics_without_time(TrialStore(tmp_path / "whole").trial(spec))
+    whole = epoch_metrics(tmp_path / "whole", spec)
 
-    original = Trainer.train_epoch
-
-    def dies_in_epoch_3(self, epoch):
-        if epoch == 2:
-            raise Interrupted()
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
-    with pytest.raises(Interrupted):
-        run_trial(spec, tmp_path / "cut", device="cpu")
+    run_until_killed(spec, tmp_path / "cut", monkeypatch, epoch=2)
     trial = TrialStore(tmp_path / "cut").trial(spec)
     # Simulate an epoch line that made it to disk although its checkpoint did not.
     trial.append_metrics({"epoch": 3, "test_acc": 0.0, "train_loss": 0.0})
-    monkeypatch.setattr(Trainer, "train_epoch", original)
     run_trial(spec, tmp_path / "cut", device="cpu")
-    assert metrics_without_time(trial) == whole
+    assert epoch_metrics(tmp_path / "cut", spec) == whole
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):

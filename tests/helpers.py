@@ -1,0 +1,20 @@
+"""Helpers shared by test files (pytest puts tests/ on sys.path: `from helpers import ...`)."""
+from __future__ import annotations
+
+import time
+
+from bench.spec import TrialSpec
+from results.store import TrialStore
+
+
+def epoch_metrics(results, spec: TrialSpec) -> list[dict]:
+    """A trial's metrics lines without their wall-clock time: what must match between runs."""
+    return [{k: v for k, v in m.items() if k != "seconds"} for m in TrialStore(results).trial(spec).read_metrics()]
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
