@@ -93,6 +93,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(device: torch.device, fn):
+    """(seconds, result) of ``fn()``, with the device's queue drained before and after, so the
+    time is the work's and not just its launch."""
+    synchronize(device)
+    started = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - started, result
+
+
 def count_host_syncs(device: torch.device, fn) -> int | None:
     """How many synchronising CUDA calls ``fn`` makes (torch's sync debug mode); None off CUDA."""
     if device.type != "cuda":
@@ -182,18 +192,11 @@ class TrainerLoop:
         synchronize(self.device)
 
     def time_train(self, steps: int) -> tuple[float, int]:
-        synchronize(self.device)
-        started = time.perf_counter()
-        images = self.train(steps)
-        synchronize(self.device)
-        return time.perf_counter() - started, images
+        return timed(self.device, lambda: self.train(steps))
 
     def time_eval(self) -> tuple[float, int]:
-        synchronize(self.device)
-        started = time.perf_counter()
-        self.trainer.evaluate()
-        synchronize(self.device)
-        return time.perf_counter() - started, int(self.trainer.data.test_images.shape[0]) + self.num_val
+        seconds, _ = timed(self.device, self.trainer.evaluate)
+        return seconds, int(self.trainer.data.test_images.shape[0]) + self.num_val
 
 
 # --------------------------------------------------------------------------------------
@@ -290,23 +293,21 @@ class ReferenceLoop:
         synchronize(self.device)
 
     def time_train(self, steps: int) -> tuple[float, int]:
-        synchronize(self.device)
-        started = time.perf_counter()
-        images = self.train(steps)
-        synchronize(self.device)
-        return time.perf_counter() - started, images
+        return timed(self.device, lambda: self.train(steps))
 
     def time_eval(self) -> tuple[float, int]:
         self.model.eval()
-        synchronize(self.device)
-        started = time.perf_counter()
+        seconds, _ = timed(self.device, self.evaluate)
+        return seconds, len(self.test_loader.dataset)
+
+    def evaluate(self) -> int:
+        """Correct test predictions, counted with `.item()` per batch as the papers' scripts do."""
         correct = 0
         with torch.no_grad():
             for x, y in self.test_loader:
                 x, y = x.to(self.device), y.to(self.device)
                 correct += (self.model(x).argmax(dim=1) == y).sum().item()
-        synchronize(self.device)
-        return time.perf_counter() - started, len(self.test_loader.dataset)
+        return correct
 
 
 # --------------------------------------------------------------------------------------
