@@ -51,29 +51,26 @@ def _md5_mismatches(directory: Path, expected: list[tuple[str, str]]) -> list[st
             if (found := file_md5(directory / name)) != md5]
 
 
-def check_cifar10(root: Path) -> str:
+def _check_cifar_release(title: str, torchvision_class: str, subdir: str, url: str, root: Path) -> str:
+    """Every file of a CIFAR python release present, with the md5s torchvision checks."""
     import torchvision.datasets as tv
 
-    directory = root / cifar.CIFAR10_DIR
-    expected = [*tv.CIFAR10.train_list, *tv.CIFAR10.test_list, [tv.CIFAR10.meta["filename"], tv.CIFAR10.meta["md5"]]]
-    require_files("CIFAR-10", directory, [name for name, _ in expected], cifar._how_to_get(root, cifar.CIFAR10_URL))
+    release = getattr(tv, torchvision_class)
+    directory = root / subdir
+    expected = [*release.train_list, *release.test_list, [release.meta["filename"], release.meta["md5"]]]
+    require_files(title, directory, [name for name, _ in expected], cifar._how_to_get(root, url))
     bad = _md5_mismatches(directory, expected)
     if bad:
         raise DamagedDataError(f"{directory}: {'; '.join(bad)}")
     return f"{directory}: {len(expected)} files, md5 match torchvision's list"
+
+
+def check_cifar10(root: Path) -> str:
+    return _check_cifar_release("CIFAR-10", "CIFAR10", cifar.CIFAR10_DIR, cifar.CIFAR10_URL, root)
 
 
 def check_cifar100(root: Path) -> str:
-    import torchvision.datasets as tv
-
-    directory = root / cifar.CIFAR100_DIR
-    expected = [*tv.CIFAR100.train_list, *tv.CIFAR100.test_list,
-                [tv.CIFAR100.meta["filename"], tv.CIFAR100.meta["md5"]]]
-    require_files("CIFAR-100", directory, [name for name, _ in expected], cifar._how_to_get(root, cifar.CIFAR100_URL))
-    bad = _md5_mismatches(directory, expected)
-    if bad:
-        raise DamagedDataError(f"{directory}: {'; '.join(bad)}")
-    return f"{directory}: {len(expected)} files, md5 match torchvision's list"
+    return _check_cifar_release("CIFAR-100", "CIFAR100", cifar.CIFAR100_DIR, cifar.CIFAR100_URL, root)
 
 
 def check_mnist(root: Path) -> str:
