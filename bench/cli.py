@@ -69,7 +69,7 @@ def sweep_request(args):
                         download=args.download, pretrained=args.pretrained)
 
 
-def print_table(results: str, fmt: str = "markdown", specs=None) -> int:
+def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch") -> int:
     from results.aggregate import load_trials, summarize
     from results.tables import render
 
@@ -80,7 +80,7 @@ def print_table(results: str, fmt: str = "markdown", specs=None) -> int:
     if trials.empty:
         print(f"no finished trials under {results}", file=sys.stderr)
         return 1
-    print(render(summarize(trials), fmt), end="")
+    print(render(summarize(trials), fmt, test), end="")
     return 0
 
 
@@ -128,7 +128,7 @@ def cmd_table(args) -> int:
         raise BenchError("--compare-paper needs --format markdown or latex (the CSV holds measured numbers only)")
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
-    status = print_table(args.results, args.format)
+    status = print_table(args.results, args.format, test=args.test)
     if args.compare_paper:
         from results.aggregate import summarize
         from results.reference import render_comparison
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-paper", action="store_true",
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, saying where the protocols differ")
+    from results.commands import add_significance_argument
+
+    add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 
     p = sub.add_parser("noise", help="sample noisy labels, print the realised rate and matrices")

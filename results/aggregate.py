@@ -91,8 +91,17 @@ def load_epochs(root) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:
+    """{seed: value in percent} of one cell's trials, leaving out seeds without a value."""
+    return {int(seed): float(value) * 100.0 for seed, value in zip(trials["seed"], trials[column])
+            if not math.isnan(value)}
+
+
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std (ddof=1) over seeds, in percent; one row per (dataset, protocol, noise, method)."""
+    """Mean and sample std (ddof=1) over seeds, in percent; one row per (dataset, protocol, noise, method).
+
+    Besides ``<part>_mean``/``<part>_std`` each row carries ``<part>_by_seed``, {seed: percent}.
+    """
     if trials.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     done = trials[trials["state"] == DONE]
@@ -104,6 +113,10 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
         out[f"{col}_std"] = grouped[col].std(ddof=1) * 100.0
     if "own" in done:  # seeds whose method reported a model (mean and std are over those)
         out["own_n"] = grouped["own"].count()
+    # Per-seed values (percent) for the paired test: every method of a seed sees the same noisy
+    # labels, so two methods' results on one seed are a pair.
+    for col in value_cols:
+        out[f"{col}_by_seed"] = [values_by_seed(grouped.get_group(key), col) for key in out.index]
     out = out.reset_index()
     extra = [c for c in out.columns if c not in SUMMARY_COLUMNS]
     return out[SUMMARY_COLUMNS + extra]

@@ -80,9 +80,19 @@ def cmd_report(args) -> int:
 
     _results_dir(args.results)
     written = write_report(args.results, args.out, tsne=args.tsne, tsne_subsample=args.tsne_subsample,
-                           tsne_seed=args.seed)
+                           tsne_seed=args.seed, test=args.test)
     print(f"wrote {written[0]} and {len(written) - 1} figures next to it")
     return 0
+
+
+def add_significance_argument(p) -> None:
+    """``--test`` of `bench table` and `bench report`."""
+    from results.tables import SIGNIFICANCE_TESTS
+
+    p.add_argument("--test", choices=list(SIGNIFICANCE_TESTS), default="welch",
+                   help="significance test behind the dagger: welch (default) takes the two cells' seeds as "
+                        "independent samples; paired compares the seeds both cells share one by one (a seed "
+                        "gives every method the same noisy labels)")
 
 
 def register_commands(subparsers) -> None:
@@ -115,4 +125,5 @@ def register_commands(subparsers) -> None:
                    help="t-SNE figures of saved features: the lowest seed per setting (default), all trials, or none")
     p.add_argument("--tsne-subsample", type=int, default=2000, help="points per t-SNE (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE subsample and embedding")
+    add_significance_argument(p)
     p.set_defaults(handler=cmd_report)

@@ -113,7 +113,7 @@ def _figure_link(path: Path, report: Path, caption: str) -> str:
 
 
 def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int = 2000, tsne_seed: int = 0,
-                 echo: Callable[[str], None] = print) -> list[Path]:
+                 test: str = "welch", echo: Callable[[str], None] = print) -> list[Path]:
     """Write the report page and its figures; return the paths written (page first)."""
     from results.plots import method_colors, plot_curves, plot_tsne, load_feature_snapshot, snapshot_epochs
     from results.reference import render_comparison
@@ -149,7 +149,7 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
         sections += ["", "No finished trials yet: no table or figure."]
     else:
         summary = summarize(done)
-        sections += ["", "## Results", "", render(summary, "markdown").rstrip(), "",
+        sections += ["", "## Results", "", render(summary, "markdown", test).rstrip(), "",
                      "### Published numbers", "", render_comparison(summary, "markdown").rstrip()]
         colors = method_colors(epochs["method"])  # one colour per method in every figure
         curves = figure_path("curves_test_acc")

@@ -1,8 +1,10 @@
 """Paper-style tables: rows are methods, columns noise settings x (Best, Last).
 
 Cells are mean ± std (ddof=1) over seeds in percent; the best mean per column is bold, and
-every other method not significantly worse than it carries a dagger (one-sided Welch's t-test
-over seeds from the cells' mean, std and n, alpha = 0.05; a footnote says so).
+every other method not significantly worse than it carries a dagger (alpha = 0.05; a footnote says
+which test): by default a one-sided Welch's t-test over seeds from the cells' mean, std and n;
+``test="paired"`` pairs the two cells' values seed by seed (a seed gives every method the same
+noisy labels) and runs a one-sided paired t-test.
 Markdown (GitHub pipes), LaTeX (booktabs) and CSV (one row per dataset, protocol, noise,
 method: a stable contract for scripts).
 """
@@ -41,9 +43,20 @@ def _cell(mean: float, std: float, n: int, show_n: bool) -> str:
 
 SIGNIFICANCE_ALPHA = 0.05
 NOT_WORSE_MARK = "†"
-SIGNIFICANCE_NOTE = (f"bold: best mean in the column; {NOT_WORSE_MARK}: not significantly worse than the bold "
-                     f"entry (one-sided Welch's t-test over seeds, α = {SIGNIFICANCE_ALPHA}; cells with n < 2 "
-                     "are not tested)")
+# welch (the default): the cells as independent samples.  paired: the seeds both cells share, as
+# pairs -- a seed fixes the noisy labels (and the split) for every method, so much of the spread
+# over seeds is common to the methods and a paired test sees through it.
+SIGNIFICANCE_TESTS = {
+    "welch": "one-sided Welch's t-test over seeds",
+    "paired": "one-sided paired t-test over the seeds both cells share, which gave both methods the same "
+              "noisy labels",
+}
+
+
+def significance_note(test: str = "welch") -> str:
+    untested = "cells sharing fewer than 2 seeds" if test == "paired" else "cells with n < 2"
+    return (f"bold: best mean in the column; {NOT_WORSE_MARK}: not significantly worse than the bold entry "
+            f"({SIGNIFICANCE_TESTS[test]}, α = {SIGNIFICANCE_ALPHA}; {untested} are not tested)")
 
 
 def not_significantly_worse(best: tuple[float, float, int], other: tuple[float, float, int],
@@ -63,6 +76,25 @@ def not_significantly_worse(best: tuple[float, float, int], other: tuple[float, 
     from scipy.stats import ttest_ind_from_stats
 
     test = ttest_ind_from_stats(best_mean, best_std, best_n, mean, std, n, equal_var=False, alternative="greater")
+    return bool(test.pvalue >= alpha)
+
+
+def paired_not_significantly_worse(best: dict[int, float], other: dict[int, float],
+                                   alpha: float = SIGNIFICANCE_ALPHA) -> bool | None:
+    """Is ``other`` not significantly worse than ``best``, pairing their values by seed?
+
+    best and other map seed -> value.  One-sided paired t-test (scipy's ttest_rel) of H1 "best is
+    higher on the same seed" over the seeds both have.  None when they share fewer than two seeds.
+    """
+    seeds = sorted(best.keys() & other.keys())
+    if len(seeds) < 2:
+        return None
+    differences = [best[s] - other[s] for s in seeds]
+    if max(differences) == min(differences):  # no spread: the t statistic is undefined
+        return differences[0] <= 0
+    from scipy.stats import ttest_rel
+
+    test = ttest_rel([best[s] for s in seeds], [other[s] for s in seeds], alternative="greater")
     return bool(test.pvalue >= alpha)
 
 
@@ -91,22 +123,29 @@ def _extra_note(columns: list[tuple[str, str]]) -> str:
     return "".join(f"; {EXTRA_PARTS[p]}" for p in parts)
 
 
-def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+def _check_test(summary: pd.DataFrame, test: str) -> None:
+    if test not in SIGNIFICANCE_TESTS:
+        raise ValueError(f"significance test {test!r}: choose one of {', '.join(SIGNIFICANCE_TESTS)}")
+    if test == "paired" and "best_by_seed" not in summary:
+        raise ValueError("the paired test needs per-seed values: build the summary with results.aggregate.summarize")
+
+
+def _grid(summary: pd.DataFrame, bold: tuple[str, str], test: str = "welch") -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cell texts, and footnotes for one (dataset, protocol) block."""
+    _check_test(summary, test)
     columns = _columns(summary)
     methods = sorted(summary["method"].unique(), key=method_sort_key)
     ns = set(int(n) for n in summary["n"])
     show_n = len(ns) > 1
     index = {(r.method, r.noise): r for r in summary.itertuples()}
-    best_in_column, best_stats = {}, {}
+    best_in_column, best_rows = {}, {}
     for noise, part in columns:
         candidates = [index[(m, noise)] for m in methods if (m, noise) in index]
         candidates = [r for r in candidates if getattr(r, f"{part}_mean") is not None
                       and not math.isnan(getattr(r, f"{part}_mean"))]
         best_row = max(candidates, key=lambda r: getattr(r, f"{part}_mean"), default=None)
         best_in_column[(noise, part)] = None if best_row is None else getattr(best_row, f"{part}_mean")
-        best_stats[(noise, part)] = None if best_row is None else (
-            getattr(best_row, f"{part}_mean"), getattr(best_row, f"{part}_std"), _part_n(best_row, part))
+        best_rows[(noise, part)] = best_row
     header = ["Method"] + [f"{noise} {part.capitalize()}" for noise, part in columns]
     rows = []
     for m in methods:
@@ -121,14 +160,21 @@ def _grid(summary: pd.DataFrame, bold: tuple[str, str]) -> tuple[list[str], list
             text = _cell(mean, std, n, show_n or n != int(r.n))
             if best_in_column[(noise, part)] is not None and mean == best_in_column[(noise, part)]:
                 text = f"{bold[0]}{text}{bold[1]}"
-            elif best_stats[(noise, part)] is not None and not_significantly_worse(
-                    best_stats[(noise, part)], (mean, std, n)):
+            elif best_rows[(noise, part)] is not None and _not_worse(best_rows[(noise, part)], r, part, test):
                 text = f"{text} {NOT_WORSE_MARK}"
             row.append(text)
         rows.append(row)
     notes = [f"n = {ns.pop()} seeds per cell" if not show_n else "n = seeds per cell, shown where they differ",
-             SIGNIFICANCE_NOTE]
+             significance_note(test)]
     return header, rows, notes
+
+
+def _not_worse(best_row, row, part: str, test: str) -> bool | None:
+    if test == "paired":
+        return paired_not_significantly_worse(getattr(best_row, f"{part}_by_seed"), getattr(row, f"{part}_by_seed"))
+    return not_significantly_worse(
+        (getattr(best_row, f"{part}_mean"), getattr(best_row, f"{part}_std"), _part_n(best_row, part)),
+        (getattr(row, f"{part}_mean"), getattr(row, f"{part}_std"), _part_n(row, part)))
 
 
 def _blocks(summary: pd.DataFrame):
@@ -136,12 +182,12 @@ def _blocks(summary: pd.DataFrame):
         yield dataset, protocol, block
 
 
-def to_markdown(summary: pd.DataFrame) -> str:
+def to_markdown(summary: pd.DataFrame, test: str = "welch") -> str:
     from tabulate import tabulate
 
     out = []
     for dataset, protocol, block in _blocks(summary):
-        header, rows, notes = _grid(block, ("**", "**"))
+        header, rows, notes = _grid(block, ("**", "**"), test)
         out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}: Best = highest over epochs, "
                    f"Last = mean of the last 10 epochs{_extra_note(_columns(block))}; "
                    f"mean ± std over seeds ({notes[0]}).\n")
@@ -155,10 +201,10 @@ def _latex_escape(text: str) -> str:
     return re.sub(r"([_%&#$])", r"\\\1", text).replace("±", r"$\pm$").replace(NOT_WORSE_MARK, r"$^\dagger$").replace("α", r"$\alpha$")
 
 
-def to_latex(summary: pd.DataFrame) -> str:
+def to_latex(summary: pd.DataFrame, test: str = "welch") -> str:
     out = []
     for dataset, protocol, block in _blocks(summary):
-        header, rows, notes = _grid(block, ("\\textbf{", "}"))
+        header, rows, notes = _grid(block, ("\\textbf{", "}"), test)
         columns = _columns(block)
         noises = list(dict.fromkeys(noise for noise, _ in columns))
         parts = len(columns) // max(len(noises), 1)
@@ -179,7 +225,8 @@ def to_latex(summary: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def to_csv(summary: pd.DataFrame) -> str:
+def to_csv(summary: pd.DataFrame, test: str = "welch") -> str:
+    """The numbers only (no marks), so ``test`` changes nothing here."""
     ordered = summary.copy()
     ordered["_n"] = ordered["noise"].map(noise_sort_key)
     ordered["_m"] = ordered["method"].map(method_sort_key)
@@ -192,5 +239,5 @@ def to_csv(summary: pd.DataFrame) -> str:
 FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
 
 
-def render(summary: pd.DataFrame, fmt: str) -> str:
-    return FORMATS[fmt](summary)
+def render(summary: pd.DataFrame, fmt: str, test: str = "welch") -> str:
+    return FORMATS[fmt](summary, test)

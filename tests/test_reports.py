@@ -21,7 +21,8 @@ from results.aggregate import load_epochs, load_trials, summarize
 from results.plots import CURVE_PANEL_INCHES, DPI, TSNE_PANEL_INCHES, class_colors, curve_table, plot_curves, plot_tsne
 from results.reference import REFERENCE_COLUMNS, compare_with_reference, load_reference, render_comparison
 from results.report import write_report
-from results.tables import NOT_WORSE_MARK, not_significantly_worse, to_latex, to_markdown
+from results.tables import (NOT_WORSE_MARK, not_significantly_worse, paired_not_significantly_worse, to_latex,
+                            to_markdown)
 
 RECIPE = {"model": "mlp", "optimizer": "adam", "lr": 0.0005, "batch_size": 64, "epochs": 12}
 
@@ -285,6 +286,56 @@ def test_tables_bold_the_best_and_dagger_the_not_significantly_worse():
     assert "one-sided Welch's t-test over seeds, α = 0.05" in text and "n = 3 seeds per cell" in text
     latex = to_latex(summary)
     assert "94.50 $\\pm$ 0.70 $^\\dagger$" in latex and "$\\alpha$ = 0.05" in latex
+
+
+# Two methods on three seeds: the seeds differ a lot (each draws other noisy labels), and on every
+# seed "other" is 1-2 points behind "best".  Independent samples hide that; pairs show it.
+SEED_SPREAD_BEST = {0: 60.0, 1: 70.0, 2: 80.0}
+SEED_SPREAD_OTHER = {0: 58.5, 1: 69.0, 2: 78.6}
+
+
+def test_paired_test_pairs_by_seed_and_sees_through_the_spread_over_seeds():
+    seeds = sorted(SEED_SPREAD_BEST)
+    best, other = ([d[s] for s in seeds] for d in (SEED_SPREAD_BEST, SEED_SPREAD_OTHER))
+    raw = stats.ttest_rel(best, other, alternative="greater").pvalue
+    assert raw < 0.05  # differences 1.5, 1.0, 1.4
+    assert paired_not_significantly_worse(SEED_SPREAD_BEST, SEED_SPREAD_OTHER) is False
+    welch = not_significantly_worse((np.mean(best), np.std(best, ddof=1), 3), (np.mean(other), np.std(other, ddof=1), 3))
+    assert welch is True  # the same numbers as independent samples: p ~ 0.45
+    # Ahead on one seed, behind on another: not significantly worse.
+    assert paired_not_significantly_worse({0: 60.0, 1: 70.0, 2: 80.0}, {0: 61.0, 1: 68.0, 2: 79.5}) is True
+    # Only the seeds both have are paired; fewer than two shared seeds is not tested.
+    assert paired_not_significantly_worse({**SEED_SPREAD_BEST, 7: 99.0}, SEED_SPREAD_OTHER) is False
+    assert paired_not_significantly_worse({0: 60.0, 1: 70.0}, {1: 50.0, 2: 40.0}) is None
+    # A constant difference has no spread: worse when behind, not worse when level.
+    assert paired_not_significantly_worse({0: 60.0, 1: 70.0}, {0: 59.0, 1: 69.0}) is False
+    assert paired_not_significantly_worse({0: 60.0, 1: 70.0}, {0: 60.0, 1: 70.0}) is True
+
+
+def test_bench_table_test_paired_drops_the_dagger_of_a_method_behind_on_every_seed(tmp_path, capsys):
+    for method, values in (("lend", SEED_SPREAD_BEST), ("standard", SEED_SPREAD_OTHER)):
+        for seed, value in values.items():
+            write_trial(tmp_path, method, "sym:0.4", seed, [{"epoch": e, "test_acc": value / 100}
+                                                             for e in range(1, EPOCHS + 1)])
+    summary = summarize(load_trials(tmp_path))
+    lend = summary.set_index("method").loc["lend"]
+    assert lend["last_by_seed"] == pytest.approx(SEED_SPREAD_BEST)
+
+    def standard_cells(args):
+        assert main(["table", "--results", str(tmp_path), *args]) == 0
+        text = capsys.readouterr().out
+        row = next(line for line in text.splitlines() if line.startswith("| standard"))
+        return [c.strip() for c in row.split("|")[2:4]], text
+
+    cells, text = standard_cells([])
+    assert cells == [f"68.70 ± 10.05 {NOT_WORSE_MARK}"] * 2 and "Welch" in text
+    cells, text = standard_cells(["--test", "paired"])
+    assert cells == ["68.70 ± 10.05"] * 2 and "paired t-test over the seeds both cells share" in text
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "r.md"), "--test", "paired",
+                 "--tsne", "none"]) == 0
+    assert "paired t-test" in (tmp_path / "r.md").read_text()
+    with pytest.raises(ValueError, match="per-seed values"):
+        to_markdown(summary.drop(columns=["best_by_seed"]), test="paired")
 
 
 def test_csv_contract_is_unchanged(store):
