@@ -349,13 +349,30 @@ def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(dim=1) == labels).float().mean()
 
 
+def per_class_hits(logits: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Correct predictions and samples per true class, as (C,) float tensors on the device."""
+    correct = (logits.argmax(dim=1) == labels).float()
+    hits = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, correct)
+    return hits, torch.bincount(labels, minlength=num_classes).float()
+
+
+def per_class_accuracy(hits: Tensor, counts: Tensor) -> Tensor:
+    """(C,) accuracy per true class; NaN for a class with no sample."""
+    return torch.where(counts > 0, hits / counts.clamp_min(1), torch.nan)
+
+
 def balanced_accuracy(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """Mean of per-class accuracies (classes absent from ``labels`` are skipped)."""
-    correct = (logits.argmax(dim=1) == labels).float()
-    per_class_correct = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, correct)
-    per_class_count = torch.bincount(labels, minlength=num_classes).float()
-    present = per_class_count > 0
-    return (per_class_correct[present] / per_class_count[present]).mean()
+    per_class = per_class_accuracy(*per_class_hits(logits, labels, num_classes))
+    return per_class[~per_class.isnan()].mean()
+
+
+def split_per_class(values: list[float], num_scalars: int, keys: list[str]) -> dict:
+    """The epoch's one host read, unpacked: scalars by name, then ``test_acc_per_class`` (None
+    where a class has no test sample, as JSON has no NaN)."""
+    out = dict(zip(keys, values[:num_scalars]))
+    out["test_acc_per_class"] = [None if math.isnan(v) else v for v in values[num_scalars:]]
+    return out
 
 
 class _TrainerViewImpl(TrainerView):
@@ -604,9 +621,10 @@ class Trainer:
         method.eval()
         if data.test_stream is not None:
             return self.evaluate_stream()
-        results: dict[str, Tensor] = {
-            "test_acc": accuracy(predict_logits(method.predict, data, data.test_images), data.test_labels)
-        }
+        test_logits = predict_logits(method.predict, data, data.test_images)
+        results: dict[str, Tensor] = {"test_acc": accuracy(test_logits, data.test_labels)}
+        # Per true class too: class-dependent noise (pair, asym) hurts some classes, not all.
+        per_class = per_class_accuracy(*per_class_hits(test_logits, data.test_labels, self.num_classes))
         extra_logits: dict[str, list[Tensor]] = {}
         with torch.inference_mode():
             for start in range(0, data.test_images.shape[0], EVAL_BATCH):
@@ -621,13 +639,14 @@ class Trainer:
             results["val_acc"] = accuracy(val_logits, val_labels)
             results["val_balanced_acc"] = balanced_accuracy(val_logits, val_labels, self.num_classes)
         keys = list(results)
-        return dict(zip(keys, torch.stack([results[k] for k in keys]).tolist()))
+        return split_per_class(torch.cat([torch.stack([results[k] for k in keys]), per_class]).tolist(), len(keys), keys)
 
     @torch.inference_mode()
     def evaluate_stream(self) -> dict[str, float]:
         """Test accuracy over a streamed test set: one decoding pass serves every network."""
         data, method = self.data, self.method
         correct: dict[str, Tensor] = {}
+        class_hits = class_counts = torch.zeros(self.num_classes, device=data.device)
         for images, index in data.test_stream.batches(0, 0, STREAM_EVAL_BATCH, data.device):
             x, labels = data.to_input(images), data.test_labels[index]
             with _autocast(data.device):
@@ -636,9 +655,12 @@ class Trainer:
             for key, lg in logits.items():
                 hits = (lg.argmax(dim=1) == labels).sum()
                 correct[key] = correct[key] + hits if key in correct else hits
+            batch_hits, batch_counts = per_class_hits(logits["test_acc"], labels, self.num_classes)
+            class_hits, class_counts = class_hits + batch_hits, class_counts + batch_counts
         keys = list(correct)
         total = max(data.test_stream.num_samples, 1)
-        return dict(zip(keys, (torch.stack([correct[k] for k in keys]).float() / total).tolist()))
+        scalars = torch.stack([correct[k] for k in keys]).float() / total
+        return split_per_class(torch.cat([scalars, per_class_accuracy(class_hits, class_counts)]).tolist(), len(keys), keys)
 
     def state_dict(self, epoch: int) -> dict:
         return {"epoch": epoch, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -1,4 +1,5 @@
-"""Sub-commands for figures and reports: `bench plot curves`, `bench plot tsne`, `bench report`.
+"""Sub-commands for figures and reports: `bench plot curves`, `bench plot tsne`, `bench classes`,
+`bench report`.
 
 Registered through bench.cli.COMMAND_MODULES.  Heavy imports (matplotlib, scikit-learn) happen
 inside the handlers, so `bench --help` and the other commands stay fast.
@@ -85,6 +86,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_classes(args) -> int:
+    from results.classes import class_csv, class_tables, load_class_accuracy
+
+    root = _results_dir(args.results)
+    frame = load_class_accuracy(root)
+    if frame.empty:
+        raise BenchError(f"no finished trial under {root} records per-class test accuracy (trials run before "
+                         f"noisybench recorded it lack it); run the sweep again into a new --results directory")
+    frame = filter_epochs(frame, args.methods, args.noise, str(root))
+    print(class_csv(frame) if args.format == "csv" else class_tables(frame), end="")
+    return 0
+
+
 def add_significance_argument(p) -> None:
     """``--test`` of `bench table` and `bench report`."""
     from results.tables import SIGNIFICANCE_TESTS
@@ -117,6 +131,13 @@ def register_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample and of t-SNE (default 0)")
     p.add_argument("--out", default=None, help="figure file (default: tsne_<trial>_e<E>.png)")
     p.set_defaults(handler=cmd_plot_tsne)
+
+    p = subparsers.add_parser("classes", help="test accuracy per true class beside each class's realised noise")
+    p.add_argument("--results", default="runs")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: all)")
+    p.add_argument("--noise", default=None, help="comma-separated noise settings (default: all)")
+    p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    p.set_defaults(handler=cmd_classes)
 
     p = subparsers.add_parser("report", help="one Markdown page: tables, figures, trial counts, protocols")
     p.add_argument("--results", default="runs")
