@@ -168,6 +168,13 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
                          "(solid) and of the model's own predictions (dashed), for the methods that log both "
                          "(the LEND paper's Fig. 4); dotted: the accuracy of the noisy labels themselves.",
                          "", _figure_link(fig4, out, "diluted-label vs model-prediction accuracy")]
+        from results.classes import class_tables, load_class_accuracy
+
+        per_class = load_class_accuracy(root)
+        if not per_class.empty:
+            sections += ["", "## Accuracy per class", "",
+                         "Which classes each method loses: the noise each class received and each method's "
+                         "Last test accuracy on it (`bench classes`).", "", class_tables(per_class).rstrip()]
         from results.plots import available_metrics
 
         diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS]

@@ -120,3 +120,11 @@ def test_bench_classes_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert main(["classes", "--results", str(tmp_path / "new"), "--noise", "sym:0.4"]) == 2
     error = capsys.readouterr().err
     assert "sym:0.4 has no finished trial" in error and len(error.strip().splitlines()) == 1
+
+
+def test_bench_report_has_the_per_class_tables(tmp_path):
+    write_store(tmp_path / "runs")
+    assert main(["report", "--results", str(tmp_path / "runs"), "--out", str(tmp_path / "r.md"), "--tsne", "none"]) == 0
+    page = (tmp_path / "r.md").read_text()
+    assert "## Accuracy per class" in page
+    assert "| outvoted classes" in page and "40.00 (n=1)" in page
