@@ -1,5 +1,7 @@
-"""Networks: ``mlp``, ``mlp1``, a small ``cnn``, the CIFAR ``resnet18`` and ``preact_resnet18``,
-``vgg19_bn`` and torchvision's ImageNet ``resnet50``.
+"""Networks: ``mlp``, ``mlp1``, a small ``cnn``, the CIFAR ``resnet18``, ``preact_resnet18`` and
+``resnet34``, ``vgg19_bn`` and torchvision's ImageNet ``resnet50``; and the networks of the
+papers that the ``original`` protocol reproduces: Co-teaching's 9-conv ``coteaching_cnn``,
+JoCoR's ``jocor_cnn``, Me-Momentum's ``lenet``, ``memomentum_resnet18`` and ``memomentum_resnet34``.
 
 Every model's ``forward(x, return_features=False)`` returns logits, or
 ``(logits, features)`` with the penultimate features (what LEND dilutes over and
@@ -20,14 +22,18 @@ from bench.errors import BenchError
 ModelFactory = Callable[[int, tuple[int, int, int]], nn.Module]
 _MODELS: dict[str, ModelFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_MIN_SIDES: dict[str, int] = {}
 
 
-def register_model(name: str, description: str):
+def register_model(name: str, description: str, min_side: int = 1):
+    """``min_side``: the smallest image height and width the network can take (its pools and
+    unpadded convolutions would shrink a smaller map to nothing)."""
     def decorate(factory: ModelFactory) -> ModelFactory:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         _MODELS[name] = factory
         _DESCRIPTIONS[name] = description
+        _MIN_SIDES[name] = min_side
         return factory
 
     return decorate
@@ -46,8 +52,25 @@ def check_model_name(name: str) -> None:
         raise BenchError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
 
 
-def build_model(name: str, num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+def min_image_side(name: str) -> int:
     check_model_name(name)
+    return _MIN_SIDES[name]
+
+
+def check_model_fits(name: str, image_shape: tuple[int, int, int], dataset: str | None = None) -> None:
+    """Refuse, in one line naming the fix, a model whose pools and unpadded convolutions
+    cannot take images of this size (e.g. Co-teaching's CNN on the 8x8 digits)."""
+    need = min_image_side(name)
+    _, h, w = image_shape
+    if min(h, w) < need:
+        what = f"the {h}x{w} images of {dataset}" if dataset else f"{h}x{w} images"
+        fits = [n for n in model_names() if _MIN_SIDES[n] <= min(h, w)]
+        raise BenchError(f"model {name} needs images of at least {need}x{need} and cannot take {what}; "
+                         f"pass --model with one that can ({', '.join(fits)})")
+
+
+def build_model(name: str, num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    check_model_fits(name, image_shape)
     return _MODELS[name](num_classes, image_shape)
 
 
@@ -144,16 +167,21 @@ class PreActBlock(nn.Module):
 
 
 class CifarResNetBody(nn.Module):
-    """ResNet-18 for 32x32 inputs: a 3x3 stem, no max-pool, stages of 64-128-256-512."""
+    """ResNet for 32x32 inputs: a 3x3 stem, no max-pool, stages of 64-128-256-512 with
+    ``blocks`` blocks each ((2, 2, 2, 2): ResNet-18, (3, 4, 6, 3): ResNet-34).
 
-    def __init__(self, block: type[nn.Module], in_channels: int, preact: bool):
+    ``stem_padding`` 1 keeps the 32x32 map; Me-Momentum's ResNets use 0 (a 30x30 map).
+    """
+
+    def __init__(self, block: type[nn.Module], in_channels: int, preact: bool,
+                 blocks: tuple[int, int, int, int] = (2, 2, 2, 2), stem_padding: int = 1):
         super().__init__()
         self.preact = preact
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, stem_padding, bias=False)
         self.bn1 = nn.BatchNorm2d(64) if not preact else None
         layers, cin = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            layers.append(nn.Sequential(block(cin, cout, stride), block(cout, cout, 1)))
+        for (cout, stride), count in zip(((64, 1), (128, 2), (256, 2), (512, 2)), blocks):
+            layers.append(nn.Sequential(block(cin, cout, stride), *(block(cout, cout, 1) for _ in range(count - 1))))
             cin = cout
         self.layers = nn.Sequential(*layers)
         # Pre-activation nets end with BN-ReLU before pooling (the blocks leave it un-normalised).
@@ -177,6 +205,155 @@ def resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
 @register_model("preact_resnet18", "CIFAR PreAct ResNet-18 (LEND's official backbone, ~11.2M parameters)")
 def preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     return FeatureClassifier(CifarResNetBody(PreActBlock, image_shape[0], preact=True), 512, num_classes)
+
+
+@register_model("resnet34", "CIFAR ResNet-34 (3x3 stem, [3,4,6,3] basic blocks, ~21.3M parameters; GCE's network)")
+def resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """ResNet-34 for CIFAR as in AlanChou/Truncated-Loss models/resnet.py (``ResNet34``: the
+    reference code of GCE, Zhang & Sabuncu 2018), which is kuangliu/pytorch-cifar's: a 3x3
+    stride-1 stem with padding 1, BatchNorm, ReLU, no max-pool; BasicBlocks [3, 4, 6, 3] at
+    64-128-256-512 with a 1x1 conv + BN shortcut where the shape changes; average pool; linear.
+
+    Deviations: the stem takes ``image_shape[0]`` channels (the reference fixes 3), and the
+    final pool is adaptive where the reference's ``avg_pool2d(out, 4)`` assumes a 4x4 map --
+    the same on 32x32 (CIFAR) and 28x28 (MNIST) inputs, whose last map is 4x4.
+    """
+    body = CifarResNetBody(BasicBlock, image_shape[0], preact=False, blocks=(3, 4, 6, 3))
+    return FeatureClassifier(body, 512, num_classes)
+
+
+# --------------------------------------------------------------------------------------
+# The papers' own networks (protocol `original`)
+# --------------------------------------------------------------------------------------
+def _conv3x3(cin: int, cout: int, padding: int, activation: Callable[[], nn.Module]) -> list[nn.Module]:
+    """3x3 conv (with bias, as in the papers' code) -> BatchNorm -> activation."""
+    return [nn.Conv2d(cin, cout, 3, stride=1, padding=padding), nn.BatchNorm2d(cout), activation()]
+
+
+def _leaky_relu() -> nn.Module:
+    return nn.LeakyReLU(0.01)
+
+
+@register_model("coteaching_cnn", "Co-teaching's (and SIGUA's) 9-conv CNN, 128-256-512-256-128, LeakyReLU, "
+                "dropout 0.25 (~4.4M parameters); images of at least 28x28", min_side=28)
+def coteaching_cnn(num_classes: int, image_shape: tuple[int, int, int], dropout: float = 0.25) -> nn.Module:
+    """The CNN of Co-teaching (Han et al., NeurIPS 2018; bhanML/Co-teaching model.py, class
+    ``CNN``), which SIGUA's code uses unchanged (bhanML/SIGUA model.py and main.py, on MNIST
+    and CIFAR-10).  Each conv is 3x3 with bias, then BatchNorm and LeakyReLU(0.01):
+
+        conv 128, 128, 128 (padding 1); max-pool 2; dropout2d 0.25
+        conv 256, 256, 256 (padding 1); max-pool 2; dropout2d 0.25
+        conv 512, 256, 128 (padding 0); global average pool; linear 128 -> classes
+
+    32x32 -> 16 -> 8 -> 6, 4, 2 -> 1; 28x28 (MNIST) -> 14 -> 7 -> 5, 3, 1.  Below 28x28 the three
+    unpadded convs leave nothing, so ``min_side`` is 28 (the 8x8 digits cannot pass).
+
+    Choices and deviations:
+    - Dropout: the code calls ``F.dropout2d(h, p=0.25)`` without ``training=``.  The paper's
+      Table 3 lists dropout 0.25 and so do we: channel dropout (``nn.Dropout2d``) while
+      training, off at evaluation.  Under the PyTorch 0.3 of Co-teaching's README that call
+      defaulted to ``training=False`` and dropped nothing; today's PyTorch defaults to
+      ``training=True``, i.e. dropout during evaluation too, which makes test accuracy random.
+      ``dropout=0.0`` builds the net as Co-teaching's own runs had it.
+    - The final ``avg_pool2d(kernel_size=h.shape[2])`` is an adaptive average pool (the same
+      for square maps); the first conv takes ``image_shape[0]`` channels (``input_channel``).
+    - ``top_bn`` is left out: it is False for every dataset in main.py (and ``bn_c1`` is never defined).
+    - Initialisation is today's PyTorch default: the same conv/linear bounds as PyTorch 0.3,
+      but BatchNorm scales start at 1 where PyTorch < 1.2 drew them from U(0, 1).
+    """
+    c, _, _ = image_shape
+    act = _leaky_relu
+    body = nn.Sequential(
+        *_conv3x3(c, 128, 1, act), *_conv3x3(128, 128, 1, act), *_conv3x3(128, 128, 1, act),
+        nn.MaxPool2d(2, 2), nn.Dropout2d(dropout),
+        *_conv3x3(128, 256, 1, act), *_conv3x3(256, 256, 1, act), *_conv3x3(256, 256, 1, act),
+        nn.MaxPool2d(2, 2), nn.Dropout2d(dropout),
+        *_conv3x3(256, 512, 0, act), *_conv3x3(512, 256, 0, act), *_conv3x3(256, 128, 0, act),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    return FeatureClassifier(body, 128, num_classes)
+
+
+@register_model("jocor_cnn", "JoCoR's CIFAR CNN: 6 convs 64-64-128-128-196-16 with BatchNorm and ReLU, "
+                "3 max-pools, linear (~0.52M parameters)", min_side=8)
+def jocor_cnn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """The CNN of JoCoR (Wei et al., CVPR 2020; hongxin001/JoCoR model/cnn.py, class ``CNN``),
+    which its main.py uses on CIFAR-10 and CIFAR-100 (MNIST gets ``MLPNet``, here ``mlp1``).
+    The "7-layer" network of the paper: six 3x3 convs (padding 1, with bias), each followed by
+    BatchNorm (momentum 0.1, the default) and ReLU --
+
+        conv 64, 64; max-pool 2; conv 128, 128; max-pool 2; conv 196, 16; max-pool 2;
+        flatten (16 x 4 x 4 = 256 on 32x32); linear 256 -> classes
+
+    -- no dropout (the class takes a ``dropout_rate`` that its forward never uses).
+
+    Deviation: the reference fixes the linear layer's input at 256, i.e. 32x32 images; here it
+    is 16 x (H/8) x (W/8) from ``image_shape`` (256 on CIFAR, 144 on 28x28), and the first conv
+    takes ``image_shape[0]`` channels.  The features are the flattened 16-channel map.
+    """
+    c, h, w = image_shape
+    act = nn.ReLU
+    body = nn.Sequential(
+        *_conv3x3(c, 64, 1, act), *_conv3x3(64, 64, 1, act), nn.MaxPool2d(2, 2),
+        *_conv3x3(64, 128, 1, act), *_conv3x3(128, 128, 1, act), nn.MaxPool2d(2, 2),
+        *_conv3x3(128, 196, 1, act), *_conv3x3(196, 16, 1, act), nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+    )
+    return FeatureClassifier(body, 16 * (h // 8) * (w // 8), num_classes)
+
+
+@register_model("lenet", "LeNet-5: conv 6 and 16 (5x5), linear 120-84, ReLU, max-pools (~62K parameters "
+                "on MNIST; Me-Momentum's MNIST network)", min_side=12)
+def lenet(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """LeNet as in Me-Momentum (Bai & Liu, ICCV 2021; tmllab/2021_ICCV_Me-Momentum
+    networks/Lenet.py, class ``Lenet``, used by its main.py on MNIST):
+
+        conv 6 (5x5, padding 2) -> ReLU -> max-pool 2 -> conv 16 (5x5) -> ReLU -> max-pool 2
+        -> linear 400 -> 120 -> ReLU -> linear 120 -> 84 -> ReLU -> linear 84 -> classes
+
+    (28x28 -> 28 -> 14 -> 10 -> 5: 16 x 5 x 5 = 400.)  The features are the 84 after ReLU.
+
+    Deviations: the reference fixes one input channel, 400 inputs to the first linear layer
+    and 10 outputs; here they follow ``image_shape`` (16 x 6 x 6 = 576 on 32x32) and ``num_classes``.
+    """
+    c, h, w = image_shape
+    h2, w2 = (h // 2 - 4) // 2, (w // 2 - 4) // 2  # padded conv, pool, unpadded 5x5 conv, pool
+    body = nn.Sequential(
+        nn.Conv2d(c, 6, 5, stride=1, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * h2 * w2, 120), nn.ReLU(inplace=True),
+        nn.Linear(120, 84), nn.ReLU(inplace=True),
+    )
+    return FeatureClassifier(body, 84, num_classes)
+
+
+@register_model("memomentum_resnet18", "Me-Momentum's CIFAR-10 ResNet-18: as resnet18 but the 3x3 stem "
+                "has padding 0 (~11.2M parameters)", min_side=3)
+def memomentum_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """ResNet-18 as in Me-Momentum (Bai & Liu, ICCV 2021; tmllab/2021_ICCV_Me-Momentum
+    networks/Resnet.py, ``ResNet18``, which its main.py uses on CIFAR-10).  The blocks and
+    stages are ``resnet18``'s (BasicBlock, 1x1 conv + BN shortcut), but the 3x3 stem has
+    padding 0, so a 32x32 image becomes a 30x30 map (30 -> 15 -> 8 -> 4 through the stages),
+    and the final pool is adaptive, as there.  Same parameter count as ``resnet18``.
+
+    Deviation: the stem takes ``image_shape[0]`` channels (the reference fixes 3).  (The file
+    also defines a bias-free ``Linear`` class that its ResNets do not use.)
+    """
+    body = CifarResNetBody(BasicBlock, image_shape[0], preact=False, blocks=(2, 2, 2, 2), stem_padding=0)
+    return FeatureClassifier(body, 512, num_classes)
+
+
+@register_model("memomentum_resnet34", "Me-Momentum's CIFAR-100 ResNet-34: as resnet34 but the 3x3 stem "
+                "has padding 0 (~21.3M parameters)", min_side=3)
+def memomentum_resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """ResNet-34 as in Me-Momentum (tmllab/2021_ICCV_Me-Momentum networks/Resnet.py,
+    ``ResNet34``, which its main.py uses on CIFAR-100): ``resnet34``'s blocks [3, 4, 6, 3] with
+    the padding-0 stem and adaptive pool of ``memomentum_resnet18``.  Same parameter count as
+    ``resnet34``.  Deviation: the stem takes ``image_shape[0]`` channels (the reference fixes 3).
+    """
+    body = CifarResNetBody(BasicBlock, image_shape[0], preact=False, blocks=(3, 4, 6, 3), stem_padding=0)
+    return FeatureClassifier(body, 512, num_classes)
+
 
 
 # --------------------------------------------------------------------------------------
