@@ -2,7 +2,8 @@
 
 A table compares methods only when every row was trained with the same recipe, so the
 default recipe is shared by all methods; ``original`` lets a method use its own paper's
-recipe where its card states one (see ``METHOD_RECIPES``).
+recipe where its card states one (see ``METHOD_RECIPES``), and its paper's network on the
+datasets where its code used one (see ``METHOD_DATASET_RECIPES``).
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ QUICK_DIGITS = Recipe(
 # epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py; JoCoR and SIGUA
 # copy it).  Their n_epoch=200 counts an evaluation-only epoch 0, so 199 epochs are trained (see
 # lr_and_beta1).  Images enter as ToTensor() values in [0, 1]: no augmentation, no normalisation.
-# Not reproduced: their 9-/7-layer CNNs (the model stays the base protocol's) and drop_last.
+# Their networks (Co-teaching's 9-conv CNN, JoCoR's CNN and MLP) come per dataset, in
+# METHOD_DATASET_RECIPES.  Not reproduced: drop_last.
 COTEACHING_ORIGINAL = dict(
     optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
     schedule="coteaching", decay_start=80, milestones=(), augment=False, normalize=False,
@@ -68,7 +70,7 @@ COTEACHING_ORIGINAL = dict(
 
 # GCE's recipe on CIFAR-10 (AlanChou/Truncated-Loss main.py and README): SGD 0.01, momentum 0.9,
 # wd 1e-4, batch 128, 120 epochs, lr x0.1 at 40 and 80, crop+flip, normalised.  CIFAR-100: 150
-# epochs, x0.1 at 80 and 120.  Its ResNet-34 is not reproduced (the base protocol's model stays).
+# epochs, x0.1 at 80 and 120.  Its ResNet-34 (models/resnet.py) comes per dataset, in METHOD_DATASET_RECIPES.
 GCE_ORIGINAL = dict(
     optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=120,
     schedule="multistep", milestones=(40, 80), lr_gamma=0.1, augment=True, normalize=True,
@@ -118,8 +120,8 @@ DIVIDEMIX_CLOTHING1M = Recipe(
 # Me-Momentum's own recipe (Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, CIFAR): SGD 0.01,
 # momentum 0.9, wd 1e-4, batch 128, crop+flip.  The lr is constant in the outer phase and restarts
 # with MultiStepLR at 40%/80% of every inner round -- the method sets that itself (lr_factor), so
-# the recipe's schedule is "constant".  The protocol's model stays: main.py's ResNet-34 (CIFAR-100)
-# and LeNet (MNIST) are not in bench/models.py.
+# the recipe's schedule is "constant".  Its networks (main.py: ResNet-18 on CIFAR-10, ResNet-34 on
+# CIFAR-100, LeNet on MNIST) come per dataset, in METHOD_DATASET_RECIPES.
 ME_MOMENTUM_ORIGINAL = dict(
     optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, schedule="constant",
     milestones=(), augment=True,
@@ -128,7 +130,8 @@ ME_MOMENTUM_ORIGINAL = dict(
 PROTOCOLS: dict[str, str] = {
     "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
-    "original": "each method's own paper recipe where its card states one, else lend-paper (quick on digits)",
+    "original": "each method's own paper recipe where its card states one, and its paper's network on the "
+                "datasets its code ran; else lend-paper (quick on digits)",
     "jocor-paper": "JoCoR on MNIST: 784-256-10 MLP, Adam 1e-3, batch 128, 200 epochs, linear decay from 80",
     "plc-paper": "PLC: Animal-10N VGG-19-BN from scratch, SGD 0.1 x0.2 at 50/75 of 100, flip; "
                  "Food-101N ImageNet ResNet-50 (--pretrained), SGD 0.002, batch 32, 30 epochs, lr/10 at 10/20",
@@ -152,10 +155,49 @@ METHOD_RECIPES: dict[str, tuple[dict, str]] = {
     "me_momentum": (ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)"),
 }
 
-# (method, dataset) entries that replace METHOD_RECIPES[method] on that dataset.
+# (method, dataset) entries that replace METHOD_RECIPES[method] on that dataset: each paper's own
+# network (bench/models.py) on the datasets where its code used it, and the per-dataset changes of
+# its recipe.  On other datasets `original` keeps the base protocol's model.
 METHOD_DATASET_RECIPES: dict[tuple[str, str], tuple[dict, str]] = {
-    ("gce", "cifar100"): ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120)},
-                          "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-100)"),
+    # Co-teaching's main.py builds model.py's CNN on all three datasets, and starts the decay at
+    # epoch 100 on CIFAR-100 (80 on MNIST and CIFAR-10).
+    ("coteaching", "mnist"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                              "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (MNIST)"),
+    ("coteaching", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                                "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-10)"),
+    ("coteaching", "cifar100"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn", "decay_start": 100},
+                                 "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-100: "
+                                 "epoch_decay_start 100)"),
+    # JoCoR's main.py: model_type "mlp" (MLPNet) on MNIST, "cnn" (model/cnn.py CNN) on CIFAR; decay
+    # from epoch 100 on CIFAR-100.
+    ("jocor", "mnist"): ({**COTEACHING_ORIGINAL, "model": "mlp1"},
+                         "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py MLPNet (MNIST)"),
+    ("jocor", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "jocor_cnn"},
+                           "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-10)"),
+    ("jocor", "cifar100"): ({**COTEACHING_ORIGINAL, "model": "jocor_cnn", "decay_start": 100},
+                            "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-100: "
+                            "epoch_decay_start 100)"),
+    # SIGUA's model.py is Co-teaching's CNN, and its code has MNIST and CIFAR-10 only.
+    ("sigua", "mnist"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                         "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (MNIST)"),
+    ("sigua", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                           "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
+    ("gce", "cifar10"): ({**GCE_ORIGINAL, "model": "resnet34"},
+                         "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
+                         "(CIFAR-10)"),
+    ("gce", "cifar100"): ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120), "model": "resnet34"},
+                          "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
+                          "(CIFAR-100)"),
+    # Me-Momentum's main.py: LeNet on MNIST with ToTensor + Normalize(0.1307, 0.3081) -- MNIST's own
+    # training mean/std -- and no augmentation; its ResNets (stem padding 0) on CIFAR.
+    ("me_momentum", "mnist"): ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True},
+                               "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Lenet.py (MNIST)"),
+    ("me_momentum", "cifar10"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18"},
+                                 "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
+                                 "ResNet18 (CIFAR-10)"),
+    ("me_momentum", "cifar100"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet34"},
+                                  "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
+                                  "ResNet34 (CIFAR-100)"),
 }
 
 # On digits `original` keeps these fields of the quick recipe (the data handling and the
@@ -232,6 +274,9 @@ def check_recipe_fits_dataset(recipe: Recipe, dataset, protocol: str | None = No
     if recipe.mean_std is not None and any(len(part) != channels for part in recipe.mean_std):
         raise BenchError(f"{name} normalises {len(recipe.mean_std[0])} channels but {dataset.name} has {channels}; "
                          f"use --protocol {default_protocol(dataset.name)}")
+    from bench.models import check_model_fits  # torch loads slowly: only where a recipe meets a dataset
+
+    check_model_fits(recipe.model, dataset.image_shape, dataset.name)
 
 
 def _base_recipe(protocol: str, dataset: str) -> Recipe:
