@@ -222,7 +222,13 @@ def test_trainer_takes_streamed_batches_with_labels_by_index(tmp_path):
     # Another epoch: another order (the stream's plan is seeded by the trial and the epoch).
     assert not torch.equal(torch.cat(seen), torch.cat([b.index for b in trainer.training_batches(1, None)]))
     scores = trainer.evaluate()
-    assert set(scores) == {"test_acc"} and 0.0 <= scores["test_acc"] <= 1.0
+    assert set(scores) == {"test_acc", "test_acc_per_class"} and 0.0 <= scores["test_acc"] <= 1.0
+    per_class = scores["test_acc_per_class"]
+    assert len(per_class) == 14  # Clothing1M's classes; None where the test set lacks one
+    counts = torch.bincount(trainer.data.test_labels.cpu(), minlength=14).tolist()
+    assert all((acc is None) == (n == 0) for acc, n in zip(per_class, counts))
+    hits = sum(acc * n for acc, n in zip(per_class, counts) if acc is not None)
+    assert hits / sum(counts) == pytest.approx(scores["test_acc"], abs=1e-6)
     logits = trainer.view.predict_train()
     assert logits.shape == (16, 14)
 
