@@ -100,7 +100,9 @@ def test_coteaching_cnn_layers():
     assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 9
     leaky = [m for m in net.modules() if isinstance(m, nn.LeakyReLU)]
     assert len(leaky) == 9 and all(m.negative_slope == 0.01 for m in leaky)
-    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout2d)] == [0.25, 0.25]
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout2d)] == [0.0, 0.0]  # as the code ran
+    paper = build_model("coteaching_cnn_dropout", 10, CIFAR)
+    assert [m.p for m in paper.modules() if isinstance(m, nn.Dropout2d)] == [0.25, 0.25]  # its Table 3
     assert sum(isinstance(m, nn.MaxPool2d) for m in net.modules()) == 2
     assert net.fc.in_features == 128
 
@@ -165,14 +167,15 @@ def test_logits_and_features_for_cifar_and_mnist(name, shape):
     assert features.shape == (2, feature_dims.get(name, 512))
 
 
-def test_dropout_runs_while_training_only():
+def test_coteaching_cnn_drops_nothing_as_its_code_ran_and_the_paper_reading_drops_while_training_only():
     torch.manual_seed(0)
-    net = build_model("coteaching_cnn", 10, CIFAR)
     x = torch.randn(4, *CIFAR)
-    assert not torch.equal(net.train()(x), net(x))  # BatchNorm is deterministic: the difference is dropout
+    as_run = build_model("coteaching_cnn", 10, CIFAR).train()  # F.dropout2d's training=False default
+    assert torch.equal(as_run(x), as_run(x))  # BatchNorm on batch statistics is deterministic
+    net = build_model("coteaching_cnn_dropout", 10, CIFAR)
+    assert not torch.equal(net.train()(x), net(x))  # the difference is dropout
     assert torch.equal(net.eval()(x), net(x))
-    undropped = coteaching_cnn(10, CIFAR, dropout=0.0).train()  # as Co-teaching's PyTorch 0.3 runs had it
-    assert torch.equal(undropped(x), undropped(x))
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in as_run.parameters())
 
 
 @pytest.mark.parametrize("name", PAPER_MODELS)
