@@ -250,9 +250,10 @@ def coteaching_cnn(num_classes: int, image_shape: tuple[int, int, int], dropout:
 
     Choices and deviations:
     - Dropout: the code calls ``F.dropout2d(h, p=0.25)`` without ``training=``.  Under the
-      PyTorch 0.3 of Co-teaching's README (and the 1.0 that SIGUA pins) that argument defaulted
-      to False, so the runs behind the published numbers dropped nothing, and neither does this
-      net (the project's rule: the official code's behaviour is the default).  The paper's
+      PyTorch 0.3 of Co-teaching's README (still so in 0.4.1) that argument defaulted to False,
+      so the runs behind Co-teaching's published numbers dropped nothing, and neither does this
+      net (the project's rule: the official code's behaviour is the default; SIGUA pins PyTorch
+      1.0.0, whose default is not checked here).  The paper's
       Table 3 lists dropout 0.25: ``coteaching_cnn_dropout`` is that reading (channel dropout
       while training, off at evaluation).  Today's PyTorch defaults to ``training=True``, so the
       official code run now would drop during evaluation too; neither net does that.
