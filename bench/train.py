@@ -363,8 +363,7 @@ def per_class_accuracy(hits: Tensor, counts: Tensor) -> Tensor:
 
 def balanced_accuracy(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """Mean of per-class accuracies (classes absent from ``labels`` are skipped)."""
-    per_class = per_class_accuracy(*per_class_hits(logits, labels, num_classes))
-    return per_class[~per_class.isnan()].mean()
+    return per_class_accuracy(*per_class_hits(logits, labels, num_classes)).nanmean()  # no mask: no host sync
 
 
 def split_per_class(values: list[float], num_scalars: int, keys: list[str]) -> dict:
