@@ -115,7 +115,7 @@ def cmd_run(args) -> int:
         if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
             return 0
     print()
-    print_table(args.results, "markdown", specs)
+    print_table(args.results, "markdown", specs, test=args.test)
     return 1 if any(n for state, n in counts.items() if state != "done") else 0
 
 
@@ -192,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-features", default=None, metavar="EPOCHS",
                    help="after these epochs (e.g. 10,100) save the training set's penultimate features with "
                         "clean, noisy and predicted labels in each trial dir, for `bench plot tsne`")
+    from results.commands import add_significance_argument
     from slurm.commands import add_launcher_arguments
 
+    add_significance_argument(p)
     add_launcher_arguments(p)
     p.set_defaults(handler=cmd_run)
 
@@ -203,8 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-paper", action="store_true",
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, saying where the protocols differ")
-    from results.commands import add_significance_argument
-
     add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 

@@ -336,6 +336,9 @@ def test_bench_table_test_paired_drops_the_dagger_of_a_method_behind_on_every_se
     assert "paired t-test" in (tmp_path / "r.md").read_text()
     with pytest.raises(ValueError, match="per-seed values"):
         to_markdown(summary.drop(columns=["best_by_seed"]), test="paired")
+    from bench.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--test", "paired"]).test == "paired"  # run prints the same table
 
 
 def test_csv_contract_is_unchanged(store):
