@@ -99,6 +99,8 @@ def class_tables(frame: pd.DataFrame) -> str:
         notes = []
         if known:
             for name, want in (("classes that kept their majority", False), ("outvoted classes", True)):
+                if not (draw["outvoted"] == want).any():  # e.g. no class outvoted in any seed
+                    continue
                 cells = []
                 for m in methods:
                     trials = block[block["method"] == m]
@@ -107,9 +109,9 @@ def class_tables(frame: pd.DataFrame) -> str:
                 rows.append([name, "", ""] + cells)
             notes.append("Flipped %: the share of the class's training labels the noise changed, mean over seeds; "
                          "Outvoted in: the seeds in which another label is at least as frequent among the class's "
-                         "training samples as its own. The last two rows average, seed by seed, each method's "
-                         "accuracy over the classes that kept their majority and over the outvoted ones "
-                         "(n: the seeds that have such a class, where fewer than all)")
+                         "training samples as its own. The summary rows average, seed by seed, each method's "
+                         "accuracy over the classes that kept their majority and over the outvoted ones (where "
+                         "any are; n: the seeds that have such a class, where fewer than all)")
         else:
             notes.append("The dataset has no clean training labels, so the noise per class is unknown")
         out.append(f"Test accuracy (%) per true class on {dataset}, protocol {protocol}, noise {noise}: "

@@ -123,13 +123,15 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
         raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
     if out.suffix.lower() != ".md":
         raise BenchError(f"--out {out}: the report is Markdown; name a .md file")
-    if not out.parent.is_dir():
-        raise BenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise BenchError(f"--out {out}: {out.parent} is a file, not a directory; name another folder")
     if tsne not in TSNE_CHOICES:
         raise BenchError(f"--tsne {tsne}: choose one of {', '.join(TSNE_CHOICES)}")
     trials = load_trials(root, states=(DONE, FAILED, INCOMPLETE))
     if trials.empty:
         raise BenchError(f"no trials under {results}; run `bench run --results {results}` first")
+    # The report's own folder (its page and figures): made once the input is known to be good.
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = trials[trials["state"] == DONE]
     epochs = load_epochs(root)
     written: list[Path] = []

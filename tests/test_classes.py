@@ -70,13 +70,13 @@ PER_CLASS = {("standard", 0): [0.9, 0.8, 0.5], ("standard", 1): [0.8, 0.6, 0.4],
              ("lend", 0): [1.0, 0.9, 0.6], ("lend", 1): [0.9, 0.7, 0.2]}
 
 
-def write_store(root, with_per_class=True):
+def write_store(root, with_per_class=True, empirical=EMPIRICAL):
     for (method, seed), accuracy in PER_CLASS.items():
         spec = TrialSpec(dataset="digits", method=method, noise="pair:0.45", seed=seed, protocol="quick")
         path = root / spec.dirname
         path.mkdir(parents=True)
         record = {"spec": spec.to_json(), "hash": spec.hash, "hparams": {},
-                  "noise": {"realised_rate": 0.3, "empirical": EMPIRICAL[seed]}}
+                  "noise": {"realised_rate": 0.3, "empirical": empirical[seed]}}
         (path / "spec.json").write_text(json.dumps(record))
         with open(path / "metrics.jsonl", "w") as f:
             for epoch in range(1, 13):  # the first two epochs fall outside the last 10
@@ -102,6 +102,14 @@ def test_bench_classes_tabulates_last_accuracy_per_class_and_splits_outvoted_cla
     assert rows["classes that kept their majority"][2:] == [f"{standard_kept:.2f}", f"{lend_kept:.2f}"]
     assert rows["outvoted classes"][2:] == ["40.00 (n=1)", "20.00 (n=1)"]
     assert "noise pair:0.45" in text and "mean over 2 seed(s)" in text
+
+
+def test_bench_classes_leaves_out_the_outvoted_row_when_no_class_is_outvoted(tmp_path, capsys):
+    EMPIRICAL_SPARED = {0: [[8, 2, 0], [0, 7, 3], [4, 0, 6]], 1: [[9, 1, 0], [0, 6, 4], [3, 0, 7]]}
+    write_store(tmp_path, empirical=EMPIRICAL_SPARED)
+    assert main(["classes", "--results", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| classes that kept their majority" in text and "outvoted classes" not in text
 
     assert main(["classes", "--results", str(tmp_path), "--format", "csv", "--methods", "lend"]) == 0
     frame = pd.read_csv(io.StringIO(capsys.readouterr().out))

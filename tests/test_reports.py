@@ -425,6 +425,10 @@ def test_report_page_links_existing_figures_and_counts_trials(store, tmp_path):
 
 def test_report_refuses_bad_output(store, tmp_path, capsys):
     assert main(["report", "--results", str(store), "--out", str(tmp_path / "r.html")]) == 2
-    assert main(["report", "--results", str(store), "--out", str(tmp_path / "missing" / "r.md")]) == 2
-    assert main(["report", "--results", str(tmp_path / "nothing"), "--out", str(tmp_path / "r.md")]) == 2
-    assert not list(tmp_path.glob("*.md"))
+    (tmp_path / "a_file").write_text("")
+    assert main(["report", "--results", str(store), "--out", str(tmp_path / "a_file" / "r.md")]) == 2
+    assert main(["report", "--results", str(tmp_path / "nothing"), "--out", str(tmp_path / "new" / "r.md")]) == 2
+    assert not list(tmp_path.glob("*.md")) and not (tmp_path / "new").exists()  # nothing half-written
+    # A good run makes the report's folder (the README's `--out report/report.md`).
+    assert main(["report", "--results", str(store), "--out", str(tmp_path / "new" / "r.md"), "--tsne", "none"]) == 0
+    assert (tmp_path / "new" / "r.md").is_file()
