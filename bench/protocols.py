@@ -188,14 +188,18 @@ METHOD_DATASET_RECIPES: dict[tuple[str, str], tuple[dict, str]] = {
     ("gce", "cifar100"): ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120), "model": "resnet34"},
                           "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
                           "(CIFAR-100)"),
-    # Me-Momentum's main.py: LeNet on MNIST with ToTensor + Normalize(0.1307, 0.3081) -- MNIST's own
-    # training mean/std -- and no augmentation; its ResNets (stem padding 0) on CIFAR.
-    ("me_momentum", "mnist"): ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True},
+    # Me-Momentum's main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.
+    # Each with main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994,
+    # 0.2010), not the training images' own std (about 0.247, 0.243, 0.261).
+    ("me_momentum", "mnist"): ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True,
+                                "mean_std": ((0.1307,), (0.3081,))},
                                "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Lenet.py (MNIST)"),
-    ("me_momentum", "cifar10"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18"},
+    ("me_momentum", "cifar10"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18", "normalize": True,
+                                  "mean_std": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))},
                                  "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
                                  "ResNet18 (CIFAR-10)"),
-    ("me_momentum", "cifar100"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet34"},
+    ("me_momentum", "cifar100"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet34", "normalize": True,
+                                   "mean_std": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))},
                                   "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
                                   "ResNet34 (CIFAR-100)"),
 }

@@ -285,3 +285,13 @@ def test_the_per_dataset_entries_keep_each_papers_recipe():
     mm_cifar = resolve_recipe("original", "cifar10", "me_momentum")
     assert (mm_mnist.augment, mm_mnist.normalize, mm_mnist.optimizer, mm_mnist.lr) == (False, True, "sgd", 0.01)
     assert (mm_cifar.augment, mm_cifar.normalize) == (True, True)
+
+
+@pytest.mark.parametrize("dataset, mean_std", [
+    ("mnist", ((0.1307,), (0.3081,))),
+    ("cifar10", ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))),
+    ("cifar100", ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))),
+])
+def test_me_momentum_original_normalises_with_its_main_py_constants(dataset, mean_std):
+    recipe = resolve_recipe("original", dataset, "me_momentum")
+    assert recipe.normalize and recipe.mean_std == mean_std
