@@ -21,7 +21,7 @@ from bench.models import check_model_name, check_pretrained
 from bench.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
 from bench.spec import TrialSpec
 from methods import build_hparams, get_method
-from results.store import DONE, TrialStore
+from results.store import DONE, INCOMPLETE, TrialStore
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -151,10 +151,42 @@ def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
             f"last {100 * summary['last']:.2f}  {summary['seconds']:.1f} s{resumed}")
 
 
+def recipe_changes(stored: dict, current: dict) -> list[str]:
+    """'field: old -> new' for every recipe field that differs (JSON forms: tuples are lists)."""
+    import json
+
+    old, new = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
+    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+
+
+def check_stored_recipes(specs: list[TrialSpec], store: TrialStore) -> None:
+    """Refuse to skip or resume a trial that was trained with another recipe than its spec
+    resolves to now (a protocol changed between noisybench versions): the directory name hashes
+    the spec, not the recipe, so such a trial would be counted beside new ones as if it were alike."""
+    stale = []
+    for spec in specs:
+        trial = store.trial(spec)
+        if trial.state not in (DONE, INCOMPLETE) or not trial.spec_file.exists():
+            continue
+        stored = trial.read_spec().get("recipe")
+        current = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
+                                 batch_size=spec.batch_size).to_json()
+        if stored is not None and recipe_changes(stored, current):
+            stale.append((trial, recipe_changes(stored, current)))
+    if stale:
+        trial, changes = stale[0]
+        more = f" (and {len(stale) - 1} more trial(s) like it)" if len(stale) > 1 else ""
+        raise BenchError(
+            f"{trial.path} was trained with another recipe than protocol {specs[0].protocol} gives now "
+            f"({'; '.join(changes[:3])}){more}: its numbers would not compare with new trials; move such "
+            f"trials out of {store.root} or use another --results")
+
+
 def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
                    feature_epochs: tuple[int, ...] = ()) -> tuple[list[TrialSpec], int]:
     """The trials not yet done, and how many were skipped (said once, for every launcher)."""
     store = TrialStore(results_root)
+    check_stored_recipes(specs, store)
     todo = [s for s in specs if store.state(s) != DONE]
     skipped = len(specs) - len(todo)
     if skipped:

@@ -38,7 +38,7 @@ import submitit
 
 from bench.errors import BenchError
 from bench.spec import TrialSpec
-from results.store import DONE, FAILED, INCOMPLETE, TrialDir, atomic_write_json
+from results.store import DONE, FAILED, INCOMPLETE, TrialDir, TrialStore, atomic_write_json
 
 LAUNCHERS = ("inline", "local", "slurm")
 
@@ -515,6 +515,9 @@ def launch_trials(specs: list[TrialSpec], results_root, options: LaunchOptions, 
     if trial_kwargs.get("data_root") is not None:  # jobs may start elsewhere than this directory
         trial_kwargs["data_root"] = str(Path(trial_kwargs["data_root"]).expanduser().resolve())
     root = Path(results_root)
+    from bench.sweep import check_stored_recipes
+
+    check_stored_recipes(specs, TrialStore(root))
     before = collect_status(root, specs)
     if before.errors and options.launcher == "slurm":
         raise BenchError(f"--launcher slurm: cannot see the queue ({before.errors[0]}); is slurmctld up? "

@@ -184,3 +184,26 @@ def test_validation_split_is_shared_by_methods_of_a_seed():
     assert np.array_equal(a_val, b_val) and len(a_val) == 10
     assert not np.array_equal(a_val, c_val)
     assert sorted(np.concatenate([a_train, a_val]).tolist()) == list(range(100))
+
+
+def test_a_trial_trained_with_another_recipe_is_neither_skipped_nor_resumed(tmp_path, capsys):
+    """The directory hashes the spec, not the recipe its protocol resolves to: a trial stored by a
+    noisybench whose protocol differed must not be counted (or resumed) as if it were alike."""
+    from bench.cli import main
+
+    args = ["run", "--methods", "standard", "--noise", "sym:0.4", "--seeds", "1", "--epochs", "2",
+            "--results", str(tmp_path)]
+    assert main(args) == 0
+    spec = tiny_spec(epochs=2)
+    trial = TrialStore(tmp_path).trial(spec)
+    assert main(args) == 0 and "1 of 1 trials already done" in capsys.readouterr().out  # unchanged: skipped
+    record = trial.read_spec()
+    record["recipe"]["lr"] = 0.1  # as if the quick protocol had used another learning rate
+    trial.spec_file.write_text(json.dumps(record))
+    metrics_before = trial.metrics_file.read_text()
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert str(trial.path) in error and "lr: 0.1 -> 0.0005" in error and len(error.strip().splitlines()) == 1
+    assert trial.metrics_file.read_text() == metrics_before  # nothing run
+    (trial.path / "done.json").unlink()  # an incomplete one is not resumed either
+    assert main(args) == 2
