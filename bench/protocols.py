@@ -182,6 +182,11 @@ METHOD_DATASET_RECIPES: dict[tuple[str, str], tuple[dict, str]] = {
                          "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (MNIST)"),
     ("sigua", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
                            "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
+    # GCE's reference code has no MNIST: its optimiser and schedule, with MNIST's own network and
+    # data handling (jocor-paper's mlp1; no crop+flip -- a flipped digit is another glyph).
+    ("gce", "mnist"): ({**GCE_ORIGINAL, "model": "mlp1", "augment": False, "normalize": False},
+                       "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss main.py (its CIFAR optimiser and schedule; "
+                       "MNIST unaugmented)"),
     ("gce", "cifar10"): ({**GCE_ORIGINAL, "model": "resnet34"},
                          "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
                          "(CIFAR-10)"),

@@ -295,3 +295,9 @@ def test_the_per_dataset_entries_keep_each_papers_recipe():
 def test_me_momentum_original_normalises_with_its_main_py_constants(dataset, mean_std):
     recipe = resolve_recipe("original", dataset, "me_momentum")
     assert recipe.normalize and recipe.mean_std == mean_std
+
+
+def test_no_original_recipe_flips_or_crops_mnist():
+    """A horizontally flipped digit is another glyph: no method's own recipe may augment MNIST."""
+    for method in ("coteaching", "jocor", "sigua", "gce", "me_momentum", "standard", "lend", "self_learning"):
+        assert not resolve_recipe("original", "mnist", method).augment, method
