@@ -7,6 +7,7 @@ any trial directory is written.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
 import time
@@ -153,8 +154,6 @@ def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
 
 def recipe_changes(stored: dict, current: dict) -> list[str]:
     """'field: old -> new' for every recipe field that differs (JSON forms: tuples are lists)."""
-    import json
-
     old, new = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
     return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
 

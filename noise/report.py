@@ -47,9 +47,22 @@ def _designed_lines(transition: np.ndarray, row_labels: list[str]) -> list[str]:
     )
 
 
+def class_noise(empirical) -> tuple[list[float], list[bool]]:
+    """Per clean class, from the C x C count matrix of (clean, noisy) training labels: the share
+    of its labels that were flipped, and whether some other label is at least as frequent as the
+    clean one (the class is outvoted)."""
+    counts = np.asarray(empirical, dtype=float)
+    totals = counts.sum(axis=1)
+    kept = np.diag(counts)
+    others = counts.copy()
+    np.fill_diagonal(others, -1.0)
+    flip = np.where(totals > 0, 1.0 - kept / np.maximum(totals, 1.0), np.nan)
+    outvoted = (others.max(axis=1) >= kept) & (totals > 0)
+    return flip.tolist(), outvoted.tolist()
+
+
 def _empirical_lines(empirical: np.ndarray, row_labels: list[str]) -> list[str]:
-    totals = empirical.sum(axis=1)
-    row_rates = [(1 - empirical[i, i] / total) if total else 0.0 for i, total in enumerate(totals)]
+    row_rates = np.nan_to_num(class_noise(empirical)[0])  # a class without samples prints 0.0%
     cells = [[f"{count:,}" for count in row] + [f"{100 * rate:.1f}%"] for row, rate in zip(empirical, row_rates)]
     columns = [str(j) for j in range(len(empirical))] + ["noise"]
     return [
@@ -60,8 +73,7 @@ def _empirical_lines(empirical: np.ndarray, row_labels: list[str]) -> list[str]:
 def _summary_lines(empirical: np.ndarray, class_names: Sequence[str]) -> list[str]:
     num_classes = len(empirical)
     totals = empirical.sum(axis=1)
-    safe_totals = np.maximum(totals, 1)
-    row_rates = 1 - np.diag(empirical) / safe_totals
+    row_rates = np.array(class_noise(empirical)[0])
     present = totals > 0
     lines = [f"{num_classes}x{num_classes} matrices are too wide to print; the trial record holds them in full."]
     if present.any():

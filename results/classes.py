@@ -15,25 +15,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from noise.report import class_noise
 from results.aggregate import GROUP_KEYS, LAST_K, method_label, protocol_label
 from results.store import DONE, TrialStore
 from results.tables import method_sort_key, noise_sort_key
 
 PER_CLASS_METRIC = "test_acc_per_class"
-
-
-def class_noise(empirical) -> tuple[list[float], list[bool]]:
-    """Per clean class, from the C x C count matrix of (clean, noisy) training labels: the share
-    of its labels that were flipped, and whether some other label is at least as frequent as the
-    clean one (the class is outvoted)."""
-    counts = np.asarray(empirical, dtype=float)
-    totals = counts.sum(axis=1)
-    kept = np.diag(counts)
-    others = counts.copy()
-    np.fill_diagonal(others, -1.0)
-    flip = np.where(totals > 0, 1.0 - kept / np.maximum(totals, 1.0), np.nan)
-    outvoted = (others.max(axis=1) >= kept) & (totals > 0)
-    return flip.tolist(), outvoted.tolist()
 
 
 def load_class_accuracy(root) -> pd.DataFrame:

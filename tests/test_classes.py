@@ -14,7 +14,8 @@ import torch
 from bench.cli import main
 from bench.spec import TrialSpec
 from bench.train import balanced_accuracy, per_class_accuracy, per_class_hits, run_trial
-from results.classes import class_noise, load_class_accuracy
+from noise.report import class_noise
+from results.classes import load_class_accuracy
 from results.store import TrialStore
 
 
