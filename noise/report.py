@@ -129,6 +129,11 @@ def format_noise_report(noisy: NoisyLabels, class_names: Sequence[str]) -> str:
         lines += ["", f"designed transition matrix: none ({noisy.spec.kind} noise is not drawn from one matrix)"]
     if noisy.empirical is not None:
         lines += [""] + (_empirical_lines(noisy.empirical, row_labels) if small else _summary_lines(noisy.empirical, class_names))
+        outvoted = [i for i, out in enumerate(class_noise(noisy.empirical)[1]) if out]
+        if outvoted:  # a finite draw can do this (pair:0.45 on ~125 images a class): no method recovers them
+            names = ", ".join(f"{i} {class_names[i]}" if class_names[i] != str(i) else str(i) for i in outvoted[:TOP_FLIPS])
+            more = f" and {len(outvoted) - TOP_FLIPS} more" if len(outvoted) > TOP_FLIPS else ""
+            lines.append(f"outvoted classes (another label at least as frequent as the clean one): {names}{more}")
     else:
         lines += [""] + _histogram_lines(noisy.labels, class_names)
     return "\n".join(lines)

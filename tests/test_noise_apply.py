@@ -308,6 +308,16 @@ def test_report_on_ten_classes_prints_both_matrices(digits):
     assert row_two[0] == "2" and row_two[1:-1] == [f"{count:,}" for count in noisy.empirical[2]]
 
 
+def test_report_names_the_classes_a_draw_outvotes(digits):
+    noisy = apply_noise("pair:0.45", digits, seed=0)
+    counts = noisy.empirical
+    expected = [str(c) for c in range(10) if counts[c, (c + 1) % 10] >= counts[c, c]]
+    assert expected == ["7"]  # seed 0 flips 63 of class 7's 125 labels to 8
+    report = format_noise_report(noisy, digits.class_names)
+    assert f"outvoted classes (another label at least as frequent as the clean one): {', '.join(expected)}" in report
+    assert "outvoted" not in format_noise_report(apply_noise("sym:0.2", digits, seed=0), digits.class_names)
+
+
 def test_report_names_classes_and_summarises_large_matrices():
     named = make_dataset(name="pets", num_classes=3, num_samples=300)
     named = Dataset(**{**named.__dict__, "class_names": ("cat", "dog", "fish")})
