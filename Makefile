@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/bench run --methods standard --noise sym:0.4 --seeds 3
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/pytest -q
 
 clean-venv:
 	rm -rf $(VENV)

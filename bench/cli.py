@@ -1,22 +1,25 @@
 """The ``bench`` command.
 
 Bad input ends in one line on stderr (``bench: error: ...``) and exit status 2, with
-nothing written.  Sub-commands living in other packages register themselves through
-``COMMAND_MODULES``: each module has ``register_commands(subparsers)``.
+nothing written.  Sub-commands that live beside what they run (``bench data`` in datasets/,
+``bench status`` in slurm/, ``bench plot/report/classes`` in results/, ``bench speed`` in
+bench/speed/) are modules with ``register_commands(subparsers)``, imported here by name and
+listed in ``COMMAND_MODULES``; their heavy imports wait inside their handlers.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
+import noisybench.bench.speed.command as speed_commands
+import noisybench.datasets.commands as data_commands
+import noisybench.results.commands as results_commands
+import noisybench.slurm.commands as slurm_commands
+from noisybench.core.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("slurm.commands", "datasets.commands", "results.commands", "bench.speed")
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+COMMAND_MODULES = (slurm_commands, data_commands, results_commands, speed_commands)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -24,18 +27,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 -- argparse's API
         raise BenchError(f"{message} (see `{self.prog} --help`)")
-
-
-def check_datasets_package() -> None:
-    """`datasets` shares its name with Hugging Face's library: make sure it is ours."""
-    import datasets
-
-    location = Path(getattr(datasets, "__file__", "") or "").resolve()
-    if PROJECT_ROOT not in location.parents or not hasattr(datasets, "PROJECT_MARKER"):
-        raise BenchError(
-            f"the imported `datasets` package is {location}, not noisybench's ({PROJECT_ROOT / 'datasets'}); "
-            "install noisybench in its own virtual environment (pip install -e .) or uninstall the other `datasets`"
-        )
 
 
 # --------------------------------------------------------------------------------------
@@ -61,7 +52,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def sweep_request(args):
-    from bench.sweep import SweepRequest
+    from noisybench.bench.sweep import SweepRequest
 
     return SweepRequest(methods=args.methods, noise=args.noise, seeds=args.seeds, dataset=args.dataset,
                         protocol=args.protocol, model=args.model, epochs=args.epochs,
@@ -70,8 +61,8 @@ def sweep_request(args):
 
 
 def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch") -> int:
-    from results.aggregate import load_trials, summarize
-    from results.tables import render
+    from noisybench.results.aggregate import load_trials, summarize
+    from noisybench.results.tables import render
 
     trials = load_trials(results)
     if specs is not None and not trials.empty:
@@ -85,35 +76,24 @@ def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "we
 
 
 def cmd_run(args) -> int:
-    from bench.sweep import build_specs, parse_feature_epochs, run_inline
-    from slurm.commands import launch_options
+    from noisybench.bench.launch import Launch, run_sweep
+    from noisybench.bench.sweep import build_specs, parse_feature_epochs
 
-    launch = launch_options(args)
+    options = slurm_commands.launch_options(args)
     if args.trials_per_gpu < 1:
         raise BenchError(f"--trials-per-gpu {args.trials_per_gpu}: must be at least 1")
-    if args.trials_per_gpu > 1 and launch.launcher != "inline":
+    if args.trials_per_gpu > 1 and options.launcher != "inline":
         raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
-                         f"drop it for --launcher {launch.launcher}")
+                         f"drop it for --launcher {options.launcher}")
     specs = build_specs(sweep_request(args))
     feature_epochs = parse_feature_epochs(args.save_features, specs)
-    if launch.launcher == "inline" and args.trials_per_gpu > 1:
-        from bench.sweep import run_packed
-
-        counts = run_packed(specs, args.results, trials_per_gpu=args.trials_per_gpu, device=args.device,
-                            data_root=args.data_root, checkpoint_every=args.checkpoint_every,
-                            feature_epochs=feature_epochs)
-    elif launch.launcher == "inline":
-        counts = run_inline(specs, args.results, device=args.device, data_root=args.data_root,
-                            checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs)
-    else:
-        from slurm.launcher import launch_trials
-
-        # The same run_trial arguments as inline: every launcher runs the same function.
-        counts = launch_trials(specs, args.results, launch, dict(
-            device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
-            feature_epochs=feature_epochs))
-        if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
-            return 0
+    # The same trial-function arguments for every launcher: every launcher runs the same function.
+    launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, trial_kwargs=dict(
+        device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
+        feature_epochs=feature_epochs))
+    counts = run_sweep(specs, args.results, launch)
+    if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
+        return 0
     print()
     print_table(args.results, "markdown", specs, test=args.test)
     return 1 if any(n for state, n in counts.items() if state != "done") else 0
@@ -122,7 +102,7 @@ def cmd_run(args) -> int:
 def cmd_table(args) -> int:
     if not Path(args.results).is_dir():
         raise BenchError(f"--results {args.results}: no such directory; run `bench run` first or point at a results dir")
-    from results.aggregate import load_trials
+    from noisybench.results.aggregate import load_trials
 
     if args.compare_paper and args.format == "csv":
         raise BenchError("--compare-paper needs --format markdown or latex (the CSV holds measured numbers only)")
@@ -130,8 +110,8 @@ def cmd_table(args) -> int:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
     status = print_table(args.results, args.format, test=args.test)
     if args.compare_paper:
-        from results.aggregate import summarize
-        from results.reference import render_comparison
+        from noisybench.results.aggregate import summarize
+        from noisybench.results.reference import render_comparison
 
         print()
         print(render_comparison(summarize(load_trials(args.results)), args.format), end="")
@@ -141,8 +121,8 @@ def cmd_table(args) -> int:
 def cmd_noise(args) -> int:
     import numpy as np
 
-    import datasets
-    import noise
+    import noisybench.datasets as datasets
+    import noisybench.noise as noise
 
     spec = noise.parse_noise(args.noise)
     dataset = datasets.load(args.dataset, args.data_root)
@@ -160,11 +140,11 @@ def cmd_noise(args) -> int:
 
 
 def cmd_list(args) -> int:
-    import datasets
-    import noise
-    from bench.models import describe_models
-    from bench.protocols import PROTOCOLS
-    from methods import describe_methods
+    import noisybench.datasets as datasets
+    import noisybench.noise as noise
+    from noisybench.bench.protocols import PROTOCOLS
+    from noisybench.methods import describe_methods
+    from noisybench.methods.networks import describe_models
 
     sections = [("methods", describe_methods()), ("datasets", datasets.describe_datasets()),
                 ("models", describe_models()), ("protocols", PROTOCOLS), ("noise types", noise.noise_kinds())]
@@ -192,11 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-features", default=None, metavar="EPOCHS",
                    help="after these epochs (e.g. 10,100) save the training set's penultimate features with "
                         "clean, noisy and predicted labels in each trial dir, for `bench plot tsne`")
-    from results.commands import add_significance_argument
-    from slurm.commands import add_launcher_arguments
-
-    add_significance_argument(p)
-    add_launcher_arguments(p)
+    results_commands.add_significance_argument(p)
+    slurm_commands.add_launcher_arguments(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("table", help="the table of a results directory")
@@ -205,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-paper", action="store_true",
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, saying where the protocols differ")
-    add_significance_argument(p)
+    results_commands.add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 
     p = sub.add_parser("noise", help="sample noisy labels, print the realised rate and matrices")
@@ -220,13 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_list)
 
     for module in COMMAND_MODULES:
-        importlib.import_module(module).register_commands(sub)
+        module.register_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        check_datasets_package()
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except BenchError as exc:

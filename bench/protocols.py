@@ -2,15 +2,18 @@
 
 A table compares methods only when every row was trained with the same recipe, so the
 default recipe is shared by all methods; ``original`` lets a method use its own paper's
-recipe where its card states one (see ``METHOD_RECIPES``), and its paper's network on the
-datasets where its code used one (see ``METHOD_DATASET_RECIPES``).
+recipe where its card states one, and its paper's network on the datasets where its code used
+one: each method declares these in its own file (``Method.original``, an OriginalRecipe), and
+this file asks the method registry for them.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
+from noisybench.methods import get_method, method_names
+from noisybench.methods.base import OriginalRecipe
 
 
 @dataclass(frozen=True)
@@ -57,25 +60,6 @@ QUICK_DIGITS = Recipe(
     epochs=100, schedule="constant", augment=False,
 )
 
-# Co-teaching / JoCoR / SIGUA's own recipe: Adam 0.001, batch 128, lr decaying linearly to 0 from
-# epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py; JoCoR and SIGUA
-# copy it).  Their n_epoch=200 counts an evaluation-only epoch 0, so 199 epochs are trained (see
-# lr_and_beta1).  Images enter as ToTensor() values in [0, 1]: no augmentation, no normalisation.
-# Their networks (Co-teaching's 9-conv CNN, JoCoR's CNN and MLP) come per dataset, in
-# METHOD_DATASET_RECIPES.  Not reproduced: drop_last.
-COTEACHING_ORIGINAL = dict(
-    optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
-    schedule="coteaching", decay_start=80, milestones=(), augment=False, normalize=False,
-)
-
-# GCE's recipe on CIFAR-10 (AlanChou/Truncated-Loss main.py and README): SGD 0.01, momentum 0.9,
-# wd 1e-4, batch 128, 120 epochs, lr x0.1 at 40 and 80, crop+flip, normalised.  CIFAR-100: 150
-# epochs, x0.1 at 80 and 120.  Its ResNet-34 (models/resnet.py) comes per dataset, in METHOD_DATASET_RECIPES.
-GCE_ORIGINAL = dict(
-    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=120,
-    schedule="multistep", milestones=(40, 80), lr_gamma=0.1, augment=True, normalize=True,
-)
-
 # ImageNet's per-channel statistics (torchvision's Normalize for its pretrained models).
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # DivideMix's Clothing1M statistics (LiJunnan1992/DivideMix dataloader_clothing1M.py), which
@@ -117,16 +101,6 @@ DIVIDEMIX_CLOTHING1M = Recipe(
     schedule="multistep", milestones=(40,), augment=True, mean_std=CLOTHING1M_MEAN_STD, imagenet_init=True,
 )
 
-# Me-Momentum's own recipe (Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, CIFAR): SGD 0.01,
-# momentum 0.9, wd 1e-4, batch 128, crop+flip.  The lr is constant in the outer phase and restarts
-# with MultiStepLR at 40%/80% of every inner round -- the method sets that itself (lr_factor), so
-# the recipe's schedule is "constant".  Its networks (main.py: ResNet-18 on CIFAR-10, ResNet-34 on
-# CIFAR-100, LeNet on MNIST) come per dataset, in METHOD_DATASET_RECIPES.
-ME_MOMENTUM_ORIGINAL = dict(
-    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, schedule="constant",
-    milestones=(), augment=True,
-)
-
 PROTOCOLS: dict[str, str] = {
     "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
@@ -145,80 +119,22 @@ _RECIPES: dict[tuple[str, str | None], Recipe] = {
     ("lend-paper", None): LEND_PAPER,
 }
 
-# Method-specific overrides used by the "original" protocol, keyed by method name;
-# each value is (fields to replace, source).  Filled in by the method files' cards.
-METHOD_RECIPES: dict[str, tuple[dict, str]] = {
-    "coteaching": (COTEACHING_ORIGINAL, "Han et al. 2018, bhanML/Co-teaching main.py"),
-    "jocor": (COTEACHING_ORIGINAL, "Wei et al. 2020, hongxin001/JoCoR (Co-teaching's recipe)"),
-    "sigua": (COTEACHING_ORIGINAL, "Han et al. 2020, bhanML/SIGUA scripts (Co-teaching's recipe)"),
-    "gce": (GCE_ORIGINAL, "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-10)"),
-    "me_momentum": (ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)"),
-}
-
-# (method, dataset) entries that replace METHOD_RECIPES[method] on that dataset: each paper's own
-# network (bench/models.py) on the datasets where its code used it, and the per-dataset changes of
-# its recipe.  On other datasets `original` keeps the base protocol's model.
-METHOD_DATASET_RECIPES: dict[tuple[str, str], tuple[dict, str]] = {
-    # Co-teaching's main.py builds model.py's CNN on all three datasets, and starts the decay at
-    # epoch 100 on CIFAR-100 (80 on MNIST and CIFAR-10).
-    ("coteaching", "mnist"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
-                              "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (MNIST)"),
-    ("coteaching", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
-                                "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-10)"),
-    ("coteaching", "cifar100"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn", "decay_start": 100},
-                                 "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-100: "
-                                 "epoch_decay_start 100)"),
-    # JoCoR's main.py: model_type "mlp" (MLPNet) on MNIST, "cnn" (model/cnn.py CNN) on CIFAR; decay
-    # from epoch 100 on CIFAR-100.
-    ("jocor", "mnist"): ({**COTEACHING_ORIGINAL, "model": "mlp1"},
-                         "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py MLPNet (MNIST)"),
-    ("jocor", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "jocor_cnn"},
-                           "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-10)"),
-    ("jocor", "cifar100"): ({**COTEACHING_ORIGINAL, "model": "jocor_cnn", "decay_start": 100},
-                            "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-100: "
-                            "epoch_decay_start 100)"),
-    # SIGUA's model.py is Co-teaching's CNN, and its code has MNIST and CIFAR-10 only.
-    ("sigua", "mnist"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
-                         "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (MNIST)"),
-    ("sigua", "cifar10"): ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
-                           "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
-    # GCE's reference code has no MNIST: its optimiser and schedule, with MNIST's own network and
-    # data handling (jocor-paper's mlp1; no crop+flip -- a flipped digit is another glyph).
-    ("gce", "mnist"): ({**GCE_ORIGINAL, "model": "mlp1", "augment": False, "normalize": False},
-                       "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss main.py (its CIFAR optimiser and schedule; "
-                       "MNIST unaugmented)"),
-    ("gce", "cifar10"): ({**GCE_ORIGINAL, "model": "resnet34"},
-                         "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
-                         "(CIFAR-10)"),
-    ("gce", "cifar100"): ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120), "model": "resnet34"},
-                          "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
-                          "(CIFAR-100)"),
-    # Me-Momentum's main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.
-    # Each with main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994,
-    # 0.2010), not the training images' own std (about 0.247, 0.243, 0.261).
-    ("me_momentum", "mnist"): ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True,
-                                "mean_std": ((0.1307,), (0.3081,))},
-                               "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Lenet.py (MNIST)"),
-    ("me_momentum", "cifar10"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18", "normalize": True,
-                                  "mean_std": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))},
-                                 "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
-                                 "ResNet18 (CIFAR-10)"),
-    ("me_momentum", "cifar100"): ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet34", "normalize": True,
-                                   "mean_std": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))},
-                                  "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
-                                  "ResNet34 (CIFAR-100)"),
-}
-
 # On digits `original` keeps these fields of the quick recipe (the data handling and the
 # length that suit an 8x8 MLP) and takes the method's optimiser and schedule, its time points
 # scaled to the quick length.
 _DIGITS_KEPT_FIELDS = ("model", "epochs", "batch_size", "augment", "normalize", "val_fraction")
 
 
+def original_recipes() -> dict[str, OriginalRecipe]:
+    """Every registered method that declares its own paper recipe, by name."""
+    return {name: get_method(name).original for name in method_names() if get_method(name).original is not None}
+
+
 def method_recipe(method: str, dataset: str) -> dict | None:
-    """The fields the ``original`` protocol replaces for ``method`` on ``dataset`` (None: none)."""
-    entry = METHOD_DATASET_RECIPES.get((method, dataset)) or METHOD_RECIPES.get(method)
-    return dict(entry[0]) if entry else None
+    """The fields the ``original`` protocol replaces for ``method`` on ``dataset`` (None: none),
+    as the method's file declares them (its ``original`` OriginalRecipe)."""
+    original = get_method(method).original
+    return original.for_dataset(dataset)[0] if original is not None else None
 
 
 def _scaled_to(fields: dict, method_epochs: int, epochs: int) -> dict:
@@ -283,7 +199,7 @@ def check_recipe_fits_dataset(recipe: Recipe, dataset, protocol: str | None = No
     if recipe.mean_std is not None and any(len(part) != channels for part in recipe.mean_std):
         raise BenchError(f"{name} normalises {len(recipe.mean_std[0])} channels but {dataset.name} has {channels}; "
                          f"use --protocol {default_protocol(dataset.name)}")
-    from bench.models import check_model_fits  # torch loads slowly: only where a recipe meets a dataset
+    from noisybench.methods.networks import check_model_fits  # torch loads slowly: only where a recipe meets a dataset
 
     check_model_fits(recipe.model, dataset.image_shape, dataset.name)
 

@@ -1,4 +1,4 @@
-"""From the command line's lists to validated TrialSpecs, and the inline launcher.
+"""From the command line's lists to validated TrialSpecs, and what every launcher checks first.
 
 Everything a sweep could trip over (an unknown method, a malformed noise spec, a noise
 type the dataset cannot take, a missing data root, a bad --hp) is checked here, before
@@ -9,20 +9,19 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import datasets
-import noise
-from bench.errors import BenchError
-from bench.models import check_model_name, check_pretrained
-from bench.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
-from bench.spec import TrialSpec
-from methods import build_hparams, get_method
-from results.store import DONE, INCOMPLETE, TrialStore
+import noisybench.datasets as datasets
+import noisybench.noise as noise
+from noisybench.bench.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
+from noisybench.core.errors import BenchError
+from noisybench.core.spec import TrialSpec
+from noisybench.methods import build_hparams, get_method
+from noisybench.methods.networks import check_model_name
+from noisybench.methods.networks.pretrained import check_pretrained
+from noisybench.results.store import DONE, INCOMPLETE, TrialStore
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -143,15 +142,6 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     ]
 
 
-def format_progress(i: int, total: int, spec: TrialSpec, summary: dict) -> str:
-    head = f"[{i}/{total}] {spec.method:<12} {spec.noise:<10} seed {spec.seed}"
-    if summary.get("state") == "failed":
-        return f"{head}: FAILED after {summary['seconds']:.1f} s: {summary['error']}"
-    resumed = f", resumed at epoch {summary['resumed_from']}" if summary.get("resumed_from") else ""
-    return (f"{head}: best {100 * summary['best']:.2f} (epoch {summary['best_epoch']}) "
-            f"last {100 * summary['last']:.2f}  {summary['seconds']:.1f} s{resumed}")
-
-
 def recipe_changes(stored: dict, current: dict) -> list[str]:
     """'field: old -> new' for every recipe field that differs (JSON forms: tuples are lists)."""
     old, new = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
@@ -194,58 +184,3 @@ def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], N
             # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
             echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
     return todo, skipped
-
-
-def run_inline(specs: list[TrialSpec], results_root, *, device=None, data_root=None,
-               echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = ()) -> dict[str, int]:
-    """Run the trials not yet done, one after another, in this process.
-
-    ``feature_epochs``: save the training set's penultimate features after these epochs
-    (``bench run --save-features``)."""
-    from bench.train import resolve_device, run_trial
-
-    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
-    torch_device = resolve_device(device)
-    counts = {"done": skipped, "failed": 0}
-    show_progress = sys.stdout.isatty()
-    started = time.perf_counter()
-    for i, spec in enumerate(todo, 1):
-        summary = run_trial(spec, results_root, device=torch_device, data_root=data_root,
-                            show_progress=show_progress, checkpoint_every=checkpoint_every,
-                            feature_epochs=feature_epochs)
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(i, len(todo), spec, summary))
-    if todo:
-        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
-             f"({counts['failed']} failed) on {torch_device}")
-    return counts
-
-
-def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, device=None, data_root=None,
-               echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = ()) -> dict[str, int]:
-    """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
-    many processes sharing its cores), each in its own process running the same ``run_trial``.
-
-    One trial of a small model cannot fill a large GPU; several can (`bench speed --pack` measures
-    how much that gains).  Same counts and progress lines as run_inline, in the order trials end.
-    """
-    from bench.packing import process_devices, run_trials_packed
-    from bench.train import resolve_device
-
-    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
-    torch_device = resolve_device(device)
-    counts = {"done": skipped, "failed": 0}
-    started = time.perf_counter()
-    finished = run_trials_packed(todo, results_root, trials_per_gpu=trials_per_gpu, device=torch_device,
-                                 data_root=data_root, checkpoint_every=checkpoint_every,
-                                 feature_epochs=feature_epochs)
-    for i, (spec, summary) in enumerate(finished, 1):
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(i, len(todo), spec, summary))
-    if todo:
-        devices = process_devices(torch_device)
-        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
-             f"({counts['failed']} failed) on {', '.join(devices)}, {trials_per_gpu} at a time on each")
-    return counts

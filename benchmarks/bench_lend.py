@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable without installing
 
-from bench.models import build_model, model_names  # noqa: E402
-from methods.lend import dilute  # noqa: E402
+from noisybench.methods.lend import dilute  # noqa: E402
+from noisybench.methods.networks import build_model, model_names  # noqa: E402
 
 
 def timed(fn, device: torch.device, steps: int, warmup: int) -> list[float]:

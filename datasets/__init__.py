@@ -1,5 +1,5 @@
 """Dataset loaders (no noise here).  Importing the package registers every loader."""
-from datasets.registry import (  # noqa: F401
+from noisybench.datasets.registry import (  # noqa: F401
     DATA_ROOT_ENV,
     Dataset,
     check_dataset_name,
@@ -9,11 +9,9 @@ from datasets.registry import (  # noqa: F401
     register_dataset,
     resolve_data_root,
 )
-from datasets import digits  # noqa: F401  (registers "digits")
-from datasets import cifar  # noqa: F401  (registers "cifar10", "cifar100")
-from datasets import mnist  # noqa: F401  (registers "mnist")
-from datasets import animal10n  # noqa: F401  (registers "animal10n")
-from datasets import clothing1m  # noqa: F401  (registers "clothing1m")
-from datasets import food101n  # noqa: F401  (registers "food101n")
-
-PROJECT_MARKER = "noisybench"
+from noisybench.datasets import digits  # noqa: F401  (registers "digits")
+from noisybench.datasets import cifar  # noqa: F401  (registers "cifar10", "cifar100")
+from noisybench.datasets import mnist  # noqa: F401  (registers "mnist")
+from noisybench.datasets import animal10n  # noqa: F401  (registers "animal10n")
+from noisybench.datasets import clothing1m  # noqa: F401  (registers "clothing1m")
+from noisybench.datasets import food101n  # noqa: F401  (registers "food101n")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.readers import DamagedDataError, decode_images_fixed_size, missing_error
-from datasets.registry import Dataset, register_dataset
+from noisybench.datasets.readers import DamagedDataError, decode_images_fixed_size, missing_error
+from noisybench.datasets.registry import Dataset, register_dataset
 
 ANIMAL10N_DIR = "animal10n"
 ANIMAL10N_URL = "https://dm.kaist.ac.kr/datasets/animal-10n/"

@@ -14,8 +14,8 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
-from datasets import animal10n, cifar, clothing1m, food101n, mnist
-from datasets.readers import DamagedDataError, MissingDataError, missing_error, require_files
+from noisybench.datasets import animal10n, cifar, clothing1m, food101n, mnist
+from noisybench.datasets.readers import DamagedDataError, MissingDataError, missing_error, require_files
 
 OK, MISSING, DAMAGED = "ok", "missing", "damaged"
 

@@ -21,15 +21,36 @@ The files are unpickled, as torchvision does: only read CIFAR files you trust.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from datasets.readers import damaged_error, missing_error, one_line, require_files
-from datasets.registry import Dataset, register_dataset
+from noisybench.core.errors import BenchError
+from noisybench.datasets.readers import damaged_error, missing_error, one_line, require_files
+from noisybench.datasets.registry import Dataset, register_dataset
+
+# Patrini et al., "Making deep neural networks robust to label noise: a loss correction
+# approach", CVPR 2017 (github.com/giorgiop/loss-correction), used by JoCoR, DivideMix and ELR:
+# truck -> automobile, bird -> airplane, deer -> horse, cat <-> dog.
+CIFAR10_ASYM_MAP: Mapping[int, int] = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+
+CIFAR100_NUM_BLOCKS = 20
+CIFAR100_BLOCK_SIZE = 5
+
+
+def cifar100_asym_map() -> dict[int, int]:
+    """CIFAR-100's asymmetric map (Patrini et al. 2017, ``build_for_cifar100``).
+
+    The 100 fine classes form 20 consecutive blocks of 5 indices; each class flips to the
+    next index in its block, the last one back to the first (4 -> 0, 9 -> 5, ...).
+    The blocks are index blocks, not the true superclasses: CIFAR-100's fine labels are
+    in alphabetical order, so this is the published convention, not a semantic one.
+    """
+    size = CIFAR100_BLOCK_SIZE
+    return {cls: (cls // size) * size + (cls % size + 1) % size for cls in range(CIFAR100_NUM_BLOCKS * size)}
+
 # Patrini et al. (CVPR 2017) flip maps, kept with the other noise conventions.
-from noise.transition import CIFAR10_ASYM_MAP, cifar100_asym_map
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.readers import damaged_error, missing_error, read_lines, require_files
-from datasets.registry import Dataset, register_dataset
-from datasets.streaming import CROP_SIZE, DIVIDEMIX_CLOTHING1M_EPOCH_SIZE, JpegStream
+from noisybench.datasets.readers import damaged_error, missing_error, read_lines, require_files
+from noisybench.datasets.registry import Dataset, register_dataset
+from noisybench.datasets.streaming import CROP_SIZE, DIVIDEMIX_CLOTHING1M_EPOCH_SIZE, JpegStream
 
 CLOTHING1M_DIR = "clothing1m"
 CLOTHING1M_URL = "https://github.com/Cysu/noisy_label"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from datasets.check import DAMAGED, MISSING, OK, check_datasets
-from datasets.registry import DATA_ROOT_ENV, load, resolve_data_root
+from noisybench.datasets.check import DAMAGED, MISSING, OK, check_datasets
+from noisybench.datasets.registry import DATA_ROOT_ENV, load, resolve_data_root
 
 # The loaders that honour download=True: torchvision hosts these (the others need the
 # authors' permission or a manual download).

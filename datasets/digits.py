@@ -5,15 +5,15 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.registry import Dataset, register_dataset
+from noisybench.datasets.mnist import MNIST_ASYM_MAP
+from noisybench.datasets.registry import Dataset, register_dataset
 
 # A fixed split so that every trial, on every machine, sees the same test set.
 SPLIT_SEED = 20240101
 NUM_TEST = 540  # 1,797 images -> 1,257 train / 540 test (30%, stratified)
 
-# Patrini et al. (2017) asymmetric map for MNIST, used for digits too:
-# 2 -> 7, 3 -> 8, 5 <-> 6, 7 -> 1.
-DIGITS_ASYM_MAP = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
+# The same ten glyphs as MNIST, so MNIST's asymmetric map (Patrini et al. 2017), defined once in mnist.py.
+DIGITS_ASYM_MAP = MNIST_ASYM_MAP
 
 
 def stratified_split(labels: np.ndarray, num_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.readers import damaged_error, missing_error, read_lines, require_files
-from datasets.registry import Dataset, register_dataset
-from datasets.streaming import CROP_SIZE, JpegStream
+from noisybench.datasets.readers import damaged_error, missing_error, read_lines, require_files
+from noisybench.datasets.registry import Dataset, register_dataset
+from noisybench.datasets.streaming import CROP_SIZE, JpegStream
 
 FOOD101N_DIR = "Food-101N_release"
 FOOD101_DIR = "food-101"

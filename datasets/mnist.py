@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from datasets.readers import damaged_error, missing_error, one_line
-from datasets.registry import Dataset, register_dataset
-from noise.transition import MNIST_ASYM_MAP
+from noisybench.core.errors import BenchError
+from noisybench.datasets.readers import damaged_error, missing_error, one_line
+from noisybench.datasets.registry import Dataset, register_dataset
+
+# Patrini et al. (2017) for MNIST: 2 -> 7, 3 -> 8, 5 <-> 6, 7 -> 1.
+MNIST_ASYM_MAP: Mapping[int, int] = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
 
 MNIST_DIR = Path("MNIST") / "raw"
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, cols)

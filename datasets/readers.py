@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 
 class MissingDataError(BenchError):

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 if TYPE_CHECKING:  # annotation only: streaming imports torch, registry stays light
-    from datasets.streaming import JpegStream
+    from noisybench.datasets.streaming import JpegStream
 
 DATA_ROOT_ENV = "NOISYBENCH_DATA"
 

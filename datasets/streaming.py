@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from datasets.readers import DamagedDataError, default_num_threads, one_line
+from noisybench.datasets.readers import DamagedDataError, default_num_threads, one_line
 
 if TYPE_CHECKING:  # torch is imported where batches are made, so `import datasets` stays quick
     import torch

@@ -1,5 +1,5 @@
 """Noisy-label methods, one file each.  Importing the package registers all of them."""
-from methods.registry import (  # noqa: F401
+from noisybench.methods.registry import (  # noqa: F401
     build_hparams,
     build_method,
     describe_methods,
@@ -7,11 +7,11 @@ from methods.registry import (  # noqa: F401
     method_names,
     register,
 )
-from methods import standard  # noqa: F401
-from methods import coteaching  # noqa: F401
-from methods import gce  # noqa: F401
-from methods import jocor  # noqa: F401
-from methods import sigua  # noqa: F401
-from methods import lend  # noqa: F401
-from methods import me_momentum  # noqa: F401
-from methods import self_learning  # noqa: F401
+from noisybench.methods import standard  # noqa: F401
+from noisybench.methods import coteaching  # noqa: F401
+from noisybench.methods import gce  # noqa: F401
+from noisybench.methods import jocor  # noqa: F401
+from noisybench.methods import sigua  # noqa: F401
+from noisybench.methods import lend  # noqa: F401
+from noisybench.methods import me_momentum  # noqa: F401
+from noisybench.methods import self_learning  # noqa: F401

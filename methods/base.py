@@ -9,7 +9,7 @@ trainer scores it against the clean labels it keeps back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -74,11 +74,32 @@ class MethodContext:
     def generator(self, *stream: int) -> torch.Generator:
         """A torch Generator on the CPU for the method's own randomness, seeded by
         (trial seed, *stream) -- e.g. ``ctx.generator(epoch)`` -- never the global RNG."""
-        from bench.seeding import derive_seed
+        from noisybench.core.seeding import derive_seed
 
         g = torch.Generator()
         g.manual_seed(derive_seed("method", self.seed, *stream))
         return g
+
+
+@dataclass(frozen=True)
+class OriginalRecipe:
+    """A method's own paper recipe, for protocol ``original``.
+
+    ``fields`` are the recipe fields (optimiser, lr, schedule, batch size, epochs, data handling,
+    as the method's bench protocol Recipe names them) that its official code sets over the
+    dataset's default protocol, and ``source`` says where they come from.  ``per_dataset`` holds
+    whole entries (fields, source) that replace them on the datasets where the code used its
+    paper's own network (methods/networks/papers.py) or changed its recipe.
+    """
+
+    fields: Mapping[str, object]
+    source: str
+    per_dataset: Mapping[str, tuple[Mapping[str, object], str]] = field(default_factory=dict)
+
+    def for_dataset(self, dataset: str) -> tuple[dict, str]:
+        """(fields, source) that ``original`` applies on ``dataset``."""
+        fields, source = self.per_dataset.get(dataset, (self.fields, self.source))
+        return dict(fields), source
 
 
 class Method(nn.Module):
@@ -90,6 +111,8 @@ class Method(nn.Module):
 
     Hparams: ClassVar[type]
     name: ClassVar[str] = ""
+    # The method's own paper recipe for protocol `original`; None: it trains with the shared one.
+    original: ClassVar[OriginalRecipe | None] = None
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__()

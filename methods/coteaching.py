@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Batch, Method, MethodContext, StepOutput
-from methods.registry import register
-from methods.selection import (
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.registry import register
+from noisybench.methods.selection import (
     check_schedule_hparams,
     forget_rate_at,
     forget_rate_schedule,
@@ -17,6 +17,16 @@ from methods.selection import (
     num_remembered,
     resolve_forget_rate,
     small_loss_mask,
+)
+
+# Co-teaching's own recipe (JoCoR and SIGUA copy it): Adam 0.001, batch 128, lr decaying linearly
+# to 0 from epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py).  Its
+# n_epoch=200 counts an evaluation-only epoch 0, so 199 epochs are trained (see the trainer's
+# lr_and_beta1).  Images enter as ToTensor() values in [0, 1]: no augmentation, no normalisation.
+# Not reproduced: drop_last.
+COTEACHING_ORIGINAL = dict(
+    optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
+    schedule="coteaching", decay_start=80, milestones=(), augment=False, normalize=False,
 )
 
 
@@ -47,6 +57,21 @@ def coteaching_losses(
 @register("coteaching")
 class CoTeaching(Method):
     """Co-teaching (Han et al., NeurIPS 2018): cross-update on the peer's small-loss samples. Code: bhanML/Co-teaching."""
+
+    # main.py builds model.py's CNN on all three datasets, and starts the decay at epoch 100 on
+    # CIFAR-100 (80 on MNIST and CIFAR-10).
+    original = OriginalRecipe(
+        COTEACHING_ORIGINAL, "Han et al. 2018, bhanML/Co-teaching main.py",
+        per_dataset={
+            "mnist": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                      "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (MNIST)"),
+            "cifar10": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                        "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-10)"),
+            "cifar100": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn", "decay_start": 100},
+                         "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-100: "
+                         "epoch_decay_start 100)"),
+        },
+    )
 
     @dataclass
     class Hparams:

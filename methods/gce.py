@@ -7,10 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
-from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
-from methods.registry import register
+from noisybench.core.errors import BenchError
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.registry import register
 
+# GCE's recipe on CIFAR-10 (AlanChou/Truncated-Loss main.py and README): SGD 0.01, momentum 0.9,
+# wd 1e-4, batch 128, 120 epochs, lr x0.1 at 40 and 80, crop+flip, normalised.  CIFAR-100: 150
+# epochs, x0.1 at 80 and 120.  Its network is models/resnet.py's ResNet-34 (our resnet34).
+GCE_ORIGINAL = dict(
+    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=120,
+    schedule="multistep", milestones=(40, 80), lr_gamma=0.1, augment=True, normalize=True,
+)
 
 def lq_loss(logits: Tensor, labels: Tensor, q: float) -> Tensor:
     """L_q(f(x), y) = (1 − p_y^q) / q per sample (Zhang & Sabuncu, "Generalized cross entropy
@@ -50,6 +57,23 @@ def truncation_weights(logits: Tensor, labels: Tensor, q: float, k: float) -> Te
 @register("gce")
 class GCE(Method):
     """GCE (Zhang & Sabuncu, NeurIPS 2018): the L_q loss, q=0.7; truncated=True prunes low-confidence samples. Code: AlanChou/Truncated-Loss."""
+
+    # The reference code has no MNIST: there its optimiser and schedule, with MNIST's own network
+    # and data handling (jocor-paper's mlp1; no crop+flip -- a flipped digit is another glyph).
+    original = OriginalRecipe(
+        GCE_ORIGINAL, "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README (CIFAR-10)",
+        per_dataset={
+            "mnist": ({**GCE_ORIGINAL, "model": "mlp1", "augment": False, "normalize": False},
+                      "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss main.py (its CIFAR optimiser and schedule; "
+                      "MNIST unaugmented)"),
+            "cifar10": ({**GCE_ORIGINAL, "model": "resnet34"},
+                        "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
+                        "(CIFAR-10)"),
+            "cifar100": ({**GCE_ORIGINAL, "epochs": 150, "milestones": (80, 120), "model": "resnet34"},
+                         "Zhang & Sabuncu 2018, AlanChou/Truncated-Loss README, models/resnet.py ResNet34 "
+                         "(CIFAR-100)"),
+        },
+    )
 
     @dataclass
     class Hparams:

@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
-from methods.base import Batch, Method, MethodContext, StepOutput
-from methods.registry import register
-from methods.selection import (
+from noisybench.core.errors import BenchError
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.coteaching import COTEACHING_ORIGINAL
+from noisybench.methods.registry import register
+from noisybench.methods.selection import (
     check_schedule_hparams,
     forget_rate_at,
     forget_rate_schedule,
@@ -55,6 +56,21 @@ def jocor_loss(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: floa
 @register("jocor")
 class JoCoR(Method):
     """JoCoR (Wei et al., CVPR 2020): joint loss with symmetric-KL co-regularisation, small-loss selection. Code: hongxin001/JoCoR."""
+
+    # Co-teaching's recipe.  main.py: model_type "mlp" (model/cnn.py MLPNet) on MNIST, "cnn"
+    # (model/cnn.py CNN) on CIFAR; the decay from epoch 100 on CIFAR-100.
+    original = OriginalRecipe(
+        COTEACHING_ORIGINAL, "Wei et al. 2020, hongxin001/JoCoR (Co-teaching's recipe)",
+        per_dataset={
+            "mnist": ({**COTEACHING_ORIGINAL, "model": "mlp1"},
+                      "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py MLPNet (MNIST)"),
+            "cifar10": ({**COTEACHING_ORIGINAL, "model": "jocor_cnn"},
+                        "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-10)"),
+            "cifar100": ({**COTEACHING_ORIGINAL, "model": "jocor_cnn", "decay_start": 100},
+                         "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-100: "
+                         "epoch_decay_start 100)"),
+        },
+    )
 
     @dataclass
     class Hparams:

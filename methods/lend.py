@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
-from methods.base import Batch, Method, MethodContext, StepOutput
-from methods.registry import register
+from noisybench.core.errors import BenchError
+from noisybench.methods.base import Batch, Method, MethodContext, StepOutput
+from noisybench.methods.registry import register
 
 
 class Dilution(NamedTuple):

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
-from methods.registry import register
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.registry import register
 
 # main.py: MultiStepLR(milestones=[40, 80], gamma=0.1) in an n_epoch=100 round, i.e. at 40% and 80%.
 INNER_LR_MILESTONES = (0.4, 0.8)
@@ -67,9 +67,39 @@ class Progress:
     stop_reason: str | None = None
 
 
+# Me-Momentum's own recipe (tmllab/2021_ICCV_Me-Momentum main.py, CIFAR): SGD 0.01, momentum 0.9,
+# wd 1e-4, batch 128, crop+flip.  The lr is constant in the outer phase and restarts with
+# MultiStepLR at 40%/80% of every inner round -- the method sets that itself (lr_factor), so the
+# recipe's schedule is "constant".
+ME_MOMENTUM_ORIGINAL = dict(
+    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, schedule="constant",
+    milestones=(), augment=True,
+)
+
+
 @register("me_momentum")
 class MeMomentum(Method):
     """Me-Momentum (Bai & Liu, ICCV 2021): rounds of confident-set extraction and retraining."""
+
+    # main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.  Each with
+    # main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994, 0.2010),
+    # not the training images' own std (about 0.247, 0.243, 0.261).
+    original = OriginalRecipe(
+        ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)",
+        per_dataset={
+            "mnist": ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True,
+                       "mean_std": ((0.1307,), (0.3081,))},
+                      "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Lenet.py (MNIST)"),
+            "cifar10": ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18", "normalize": True,
+                         "mean_std": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))},
+                        "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
+                        "ResNet18 (CIFAR-10)"),
+            "cifar100": ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet34", "normalize": True,
+                          "mean_std": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276))},
+                         "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
+                         "ResNet34 (CIFAR-100)"),
+        },
+    )
 
     @dataclass
     class Hparams:
@@ -85,7 +115,7 @@ class MeMomentum(Method):
         budget_factor: float = 5.0
 
         def validate(self) -> None:
-            from bench.errors import BenchError
+            from noisybench.core.errors import BenchError
 
             if not 0.0 < self.val_fraction < 1.0:
                 raise BenchError(f"me_momentum.val_fraction={self.val_fraction}: needs a validation split in (0, 1)")

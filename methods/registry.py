@@ -5,7 +5,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 _METHODS: dict[str, type] = {}
 

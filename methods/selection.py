@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 
 def forget_rate_schedule(forget_rate: float, num_gradual: int, exponent: float, length: int) -> list[float]:

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
-from methods.registry import register
+from noisybench.methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from noisybench.methods.registry import register
 
 
 def density_and_diversity(sims: Tensor, density_quantile: float = 0.4) -> tuple[Tensor, Tensor]:
@@ -75,7 +75,7 @@ class SelfLearning(Method):
         diversity_threshold: float = 0.95  # prototypes need eta < 0.95 (paper)
 
         def validate(self) -> None:
-            from bench.errors import BenchError
+            from noisybench.core.errors import BenchError
 
             if not 0.0 <= self.alpha <= 1.0:
                 raise BenchError(f"self_learning.alpha={self.alpha}: must lie in [0, 1]")

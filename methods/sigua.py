@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
-from methods.base import Batch, Method, MethodContext, StepOutput
-from methods.registry import register
-from methods.selection import (
+from noisybench.core.errors import BenchError
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.coteaching import COTEACHING_ORIGINAL
+from noisybench.methods.registry import register
+from noisybench.methods.selection import (
     check_schedule_hparams,
     forget_rate_at,
     forget_rate_schedule,
@@ -69,6 +70,17 @@ def sigua_sl_loss(losses: Tensor, num_keep: int, sigua_rate: float, sigua_scale:
 @register("sigua")
 class SIGUA(Method):
     """SIGUA_SL (Han et al., ICML 2020): small-loss descent plus gamma-scaled ascent on discarded samples. Code: bhanML/SIGUA."""
+
+    # Co-teaching's recipe; SIGUA's model.py is Co-teaching's CNN, and its code has MNIST and CIFAR-10 only.
+    original = OriginalRecipe(
+        COTEACHING_ORIGINAL, "Han et al. 2020, bhanML/SIGUA scripts (Co-teaching's recipe)",
+        per_dataset={
+            "mnist": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                      "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (MNIST)"),
+            "cifar10": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
+                        "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
+        },
+    )
 
     @dataclass
     class Hparams:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Batch, Method, MethodContext, StepOutput
-from methods.registry import register
+from noisybench.methods.base import Batch, Method, MethodContext, StepOutput
+from noisybench.methods.registry import register
 
 
 @register("standard")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from datasets.registry import Dataset
+    from noisybench.datasets.registry import Dataset
 
 
 def training_size(dataset: "Dataset") -> int:

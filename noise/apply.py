@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.errors import BenchError
-from noise._dataset import training_size
-from noise.registry import get_kind
-from noise.sampling import empirical_transition, noise_generator, realised_rate
-from noise.spec import NoiseSpec, parse_noise
+from noisybench.core.errors import BenchError
+from noisybench.noise._dataset import training_size
+from noisybench.noise.registry import get_kind
+from noisybench.noise.sampling import empirical_transition, noise_generator, realised_rate
+from noisybench.noise.spec import NoiseSpec, parse_noise
 
 if TYPE_CHECKING:
-    from datasets.registry import Dataset
+    from noisybench.datasets.registry import Dataset
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +72,7 @@ class NoisyLabels:
 
 
 def _data_root(data_root: str | os.PathLike | None) -> Path:
-    from datasets.registry import resolve_data_root  # the same rule the dataset loaders use
+    from noisybench.datasets.registry import resolve_data_root  # the same rule the dataset loaders use
 
     return resolve_data_root(data_root)
 

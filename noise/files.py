@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.errors import BenchError
-from noise._dataset import training_size
+from noisybench.core.errors import BenchError
+from noisybench.noise._dataset import training_size
 
 if TYPE_CHECKING:
-    from datasets.registry import Dataset
+    from noisybench.datasets.registry import Dataset
 
 
 def save_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:

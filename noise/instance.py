@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from noise.sampling import sample_from_rows
+from noisybench.noise.sampling import sample_from_rows
 
 # Xia et al.'s default spread of the per-sample flip rates (``norm_std`` in the reference).
 FLIP_RATE_STD = 0.1

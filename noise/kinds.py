@@ -11,18 +11,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.errors import BenchError
-from noise._dataset import training_size
-from noise.files import load_label_file
-from noise.human import HUMAN_LABEL_SETS, human_labels, own_noisy_labels, variants_of
-from noise.instance import part_dependent_labels
-from noise.registry import TAKES_NOTHING, TAKES_PATH, TAKES_RATE, TAKES_VARIANT, Sampled, register_kind
-from noise.sampling import sample_from_transition
-from noise.transition import asymmetric_transition, identity_transition, pair_transition, symmetric_transition
+from noisybench.core.errors import BenchError
+from noisybench.noise._dataset import training_size
+from noisybench.noise.files import load_label_file
+from noisybench.noise.human import HUMAN_LABEL_SETS, human_labels, own_noisy_labels, variants_of
+from noisybench.noise.instance import part_dependent_labels
+from noisybench.noise.registry import TAKES_NOTHING, TAKES_PATH, TAKES_RATE, TAKES_VARIANT, Sampled, register_kind
+from noisybench.noise.sampling import sample_from_transition
+from noisybench.noise.transition import (
+    asymmetric_transition,
+    identity_transition,
+    pair_transition,
+    symmetric_transition,
+)
 
 if TYPE_CHECKING:
-    from datasets.registry import Dataset
-    from noise.spec import NoiseSpec
+    from noisybench.datasets.registry import Dataset
+    from noisybench.noise.spec import NoiseSpec
 
 
 def _clean_labels(dataset: "Dataset") -> np.ndarray:

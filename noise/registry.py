@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 if TYPE_CHECKING:  # only for annotations: keeps `import noise` free of import cycles
-    from datasets.registry import Dataset
-    from noise.spec import NoiseSpec
+    from noisybench.datasets.registry import Dataset
+    from noisybench.noise.spec import NoiseSpec
 
 # What follows the colon in a spec.
 TAKES_NOTHING = "nothing"  # `clean`, `real`

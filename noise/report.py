@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noise.apply import NoisyLabels
+from noisybench.noise.apply import NoisyLabels
 
 MAX_PRINTED_CLASSES = 20
 TOP_FLIPS = 10

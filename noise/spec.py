@@ -13,8 +13,8 @@ import difflib
 import math
 from dataclasses import dataclass
 
-from bench.errors import BenchError
-from noise.registry import (
+from noisybench.core.errors import BenchError
+from noisybench.noise.registry import (
     TAKES_NOTHING,
     TAKES_PATH,
     TAKES_RATE,

@@ -1,4 +1,4 @@
-"""Designed noise transition matrices and the asymmetric flip maps of the literature.
+"""Designed noise transition matrices (the asymmetric flip maps belong to their datasets).
 
 Convention everywhere: ``T[i, j]`` is the probability that a sample of clean class ``i``
 receives the noisy label ``j``; rows sum to 1.  Each function returns a fresh float64
@@ -10,29 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-# Patrini et al., "Making deep neural networks robust to label noise: a loss correction
-# approach", CVPR 2017 (github.com/giorgiop/loss-correction), used by JoCoR, DivideMix and ELR:
-# truck -> automobile, bird -> airplane, deer -> horse, cat <-> dog.
-CIFAR10_ASYM_MAP: Mapping[int, int] = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
-
-# Patrini et al. (2017) for MNIST: 2 -> 7, 3 -> 8, 5 <-> 6, 7 -> 1.
-MNIST_ASYM_MAP: Mapping[int, int] = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
-
-CIFAR100_NUM_BLOCKS = 20
-CIFAR100_BLOCK_SIZE = 5
-
-
-def cifar100_asym_map() -> dict[int, int]:
-    """CIFAR-100's asymmetric map (Patrini et al. 2017, ``build_for_cifar100``).
-
-    The 100 fine classes form 20 consecutive blocks of 5 indices; each class flips to the
-    next index in its block, the last one back to the first (4 -> 0, 9 -> 5, ...).
-    The blocks are index blocks, not the true superclasses: CIFAR-100's fine labels are
-    in alphabetical order, so this is the published convention, not a semantic one.
-    """
-    size = CIFAR100_BLOCK_SIZE
-    return {cls: (cls // size) * size + (cls % size + 1) % size for cls in range(CIFAR100_NUM_BLOCKS * size)}
 
 
 def _check_rate(rate: float) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results.store import DONE, TrialStore
+from noisybench.results.store import DONE, TrialStore
+from noisybench.results.summary import best_and_last
 
-LAST_K = 10
 GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
 SUMMARY_COLUMNS = GROUP_KEYS + ["n", "best_mean", "best_std", "last_mean", "last_std"]
 
@@ -35,12 +35,6 @@ def protocol_label(spec: dict) -> str:
     return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")
 
 
-def best_and_last(test_acc: list[float], last_k: int = LAST_K) -> tuple[float, float]:
-    if not test_acc:
-        return math.nan, math.nan
-    return float(np.max(test_acc)), float(np.mean(test_acc[-last_k:]))
-
-
 def load_trials(root, states: tuple[str, ...] = (DONE,)) -> pd.DataFrame:
     """One row per trial: identity columns, state, Best / Last (fractions) and extras."""
     rows = []
@@ -51,16 +45,15 @@ def load_trials(root, states: tuple[str, ...] = (DONE,)) -> pd.DataFrame:
         record = trial.read_spec()
         spec = record["spec"]
         metrics = trial.read_metrics() if state == DONE else []
-        accs = [m["test_acc"] for m in metrics]
-        best, last = best_and_last(accs)
+        numbers = best_and_last(metrics)
         row = {
             "dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
             "method": method_label(spec), "seed": spec["seed"], "state": state,
-            "best": best, "last": last, "epochs_run": len(accs), "path": str(trial.path),
+            "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(trial.path),
             "realised_noise": (record.get("noise") or {}).get("realised_rate"),
         }
         if metrics:
-            row["best_epoch"] = metrics[int(np.argmax(accs))]["epoch"]
+            row["best_epoch"] = numbers["best_epoch"]
             row["seconds"] = float(sum(m.get("seconds", 0.0) for m in metrics))
             if "val_balanced_acc" in metrics[0]:
                 # Selected: test accuracy at the epoch of best noisy-validation accuracy

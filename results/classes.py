@@ -15,10 +15,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from noise.report import class_noise
-from results.aggregate import GROUP_KEYS, LAST_K, method_label, protocol_label
-from results.store import DONE, TrialStore
-from results.tables import method_sort_key, noise_sort_key
+from noisybench.noise.report import class_noise
+from noisybench.results.aggregate import GROUP_KEYS, method_label, protocol_label
+from noisybench.results.store import DONE, TrialStore
+from noisybench.results.summary import LAST_K
+from noisybench.results.tables import method_sort_key, noise_sort_key
 
 PER_CLASS_METRIC = "test_acc_per_class"
 

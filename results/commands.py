@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 
 def _results_dir(results: str) -> Path:
@@ -24,7 +24,7 @@ def _split(text: str | None) -> list[str]:
 
 def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
     """Keep the rows of the chosen methods (registry name or full row label) and noise settings."""
-    import noise
+    import noisybench.noise as noise
 
     if methods:
         wanted = _split(methods)
@@ -45,8 +45,8 @@ def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
 
 
 def cmd_plot_curves(args) -> int:
-    from results.aggregate import load_epochs
-    from results.plots import check_figure_path, plot_curves
+    from noisybench.results.aggregate import load_epochs
+    from noisybench.results.plots import check_figure_path, plot_curves
 
     root = _results_dir(args.results)
     metrics = _split(args.metric)
@@ -63,7 +63,7 @@ def cmd_plot_curves(args) -> int:
 
 
 def cmd_plot_tsne(args) -> int:
-    from results.plots import check_figure_path, load_feature_snapshot, plot_tsne
+    from noisybench.results.plots import check_figure_path, load_feature_snapshot, plot_tsne
 
     trial = Path(args.trial)
     out = check_figure_path(args.out or f"tsne_{trial.resolve().name}_e{args.epoch}.png")
@@ -77,7 +77,7 @@ def cmd_plot_tsne(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from results.report import write_report
+    from noisybench.results.report import write_report
 
     _results_dir(args.results)
     written = write_report(args.results, args.out, tsne=args.tsne, tsne_subsample=args.tsne_subsample,
@@ -87,7 +87,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_classes(args) -> int:
-    from results.classes import class_csv, class_tables, load_class_accuracy
+    from noisybench.results.classes import class_csv, class_tables, load_class_accuracy
 
     root = _results_dir(args.results)
     frame = load_class_accuracy(root)
@@ -101,7 +101,7 @@ def cmd_classes(args) -> int:
 
 def add_significance_argument(p) -> None:
     """``--test`` of `bench table` and `bench report`."""
-    from results.tables import SIGNIFICANCE_TESTS
+    from noisybench.results.tables import SIGNIFICANCE_TESTS
 
     p.add_argument("--test", choices=list(SIGNIFICANCE_TESTS), default="welch",
                    help="significance test behind the dagger: welch (default) takes the two cells' seeds as "

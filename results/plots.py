@@ -24,8 +24,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.errors import BenchError
-from results.tables import method_sort_key, noise_sort_key
+from noisybench.core.errors import BenchError
+from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
+from noisybench.results.tables import method_sort_key, noise_sort_key
 
 SETTING_KEYS = ["dataset", "protocol", "noise"]
 IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch"}
@@ -166,8 +167,6 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
 # --------------------------------------------------------------------------------------
 def snapshot_epochs(trial_dir) -> list[int]:
     """Epochs with a feature snapshot in a trial directory."""
-    from bench.train import FEATURE_SNAPSHOT_NAME
-
     pattern = re.compile(re.escape(FEATURE_SNAPSHOT_NAME).replace(r"\{epoch\}", r"(\d+)") + "$")
     found = (pattern.match(p.name) for p in Path(trial_dir).iterdir()) if Path(trial_dir).is_dir() else ()
     return sorted(int(m.group(1)) for m in found if m)
@@ -175,8 +174,6 @@ def snapshot_epochs(trial_dir) -> list[int]:
 
 def load_feature_snapshot(trial_dir, epoch: int) -> dict:
     """The arrays of ``features_e{epoch}.npz`` plus the trial's spec (for titles)."""
-    from bench.train import FEATURE_SNAPSHOT_NAME
-
     trial_dir = Path(trial_dir)
     if not (trial_dir / "spec.json").exists():
         raise BenchError(f"--trial {trial_dir}: not a trial directory (no spec.json); "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 REFERENCE_COLUMNS = ["source", "table", "dataset", "noise", "method", "metric", "value", "std", "backbone",
@@ -37,7 +37,7 @@ METRICS = ("best", "last", "unstated")
 
 def load_reference(directory=REFERENCE_DIR) -> pd.DataFrame:
     """All reference rows, checked: known metric names, numeric values, canonical noise specs."""
-    import noise
+    import noisybench.noise as noise
 
     frames = []
     for path in sorted(Path(directory).glob("*.csv")):
@@ -135,7 +135,7 @@ def render_comparison(summary: pd.DataFrame, fmt: str = "markdown", reference: p
         from tabulate import tabulate
 
         return caption + "\n\n" + tabulate(body, headers=header, tablefmt="github", disable_numparse=True) + "\n"
-    from results.tables import _latex_escape
+    from noisybench.results.tables import _latex_escape
 
     lines = ["\\begin{table}[t]\n\\centering", f"\\caption{{{_latex_escape(caption)}}}",
              "\\begin{tabular}{" + "l" * 3 + "r" + "c" * 3 + "l" + "p{4cm}" * 2 + "}\n\\toprule",

@@ -20,10 +20,10 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.errors import BenchError
-from results.aggregate import load_epochs, load_trials, summarize
-from results.store import DONE, FAILED, INCOMPLETE, TrialDir
-from results.tables import method_sort_key, noise_sort_key, render
+from noisybench.core.errors import BenchError
+from noisybench.results.aggregate import load_epochs, load_trials, summarize
+from noisybench.results.store import DONE, FAILED, INCOMPLETE, TrialDir
+from noisybench.results.tables import method_sort_key, noise_sort_key, render
 
 # LEND's per-epoch diagnostics (methods/lend.py: StepOutput.relabelled scored against the clean
 # labels): the accuracy of its diluted labels and of the model's own predictions on the training set.
@@ -115,8 +115,8 @@ def _figure_link(path: Path, report: Path, caption: str) -> str:
 def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int = 2000, tsne_seed: int = 0,
                  test: str = "welch", echo: Callable[[str], None] = print) -> list[Path]:
     """Write the report page and its figures; return the paths written (page first)."""
-    from results.plots import method_colors, plot_curves, plot_tsne, load_feature_snapshot, snapshot_epochs
-    from results.reference import render_comparison
+    from noisybench.results.plots import load_feature_snapshot, method_colors, plot_curves, plot_tsne, snapshot_epochs
+    from noisybench.results.reference import render_comparison
 
     root, out = Path(results), Path(out)
     if not root.is_dir():
@@ -170,14 +170,14 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
                          "(solid) and of the model's own predictions (dashed), for the methods that log both "
                          "(the LEND paper's Fig. 4); dotted: the accuracy of the noisy labels themselves.",
                          "", _figure_link(fig4, out, "diluted-label vs model-prediction accuracy")]
-        from results.classes import class_tables, load_class_accuracy
+        from noisybench.results.classes import class_tables, load_class_accuracy
 
         per_class = load_class_accuracy(root)
         if not per_class.empty:
             sections += ["", "## Accuracy per class", "",
                          "Which classes each method loses: the noise each class received and each method's "
                          "Last test accuracy on it (`bench classes`).", "", class_tables(per_class).rstrip()]
-        from results.plots import available_metrics
+        from noisybench.results.plots import available_metrics
 
         diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS]
         if diagnostics:

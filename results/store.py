@@ -1,12 +1,6 @@
 """The trial store: one directory per trial, named by its spec's hash.
 
-    runs/<dataset>_<method>_<noise>_s<seed>_<hash>/
-        spec.json       the TrialSpec (+ the resolved recipe, hyperparameters, noise record)
-        metrics.jsonl   one JSON line per finished epoch, append-only
-        checkpoint.pt   the last epoch's state, for resuming
-        done.json       written last, atomically: the trial is finished
-        failed.json     the traceback of a trial that raised
-
+The file names and states are noisybench.core.layout's (see there for the directory's picture).
 A directory without done.json or failed.json is incomplete: it is resumed (from its
 checkpoint) or redone, and never counted in a table.
 """
@@ -19,9 +13,18 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from bench.spec import TrialSpec
-
-DONE, FAILED, INCOMPLETE, MISSING = "done", "failed", "incomplete", "missing"
+from noisybench.core.layout import (
+    CHECKPOINT_FILE,
+    DONE,
+    DONE_FILE,
+    FAILED,
+    FAILED_FILE,
+    INCOMPLETE,
+    METRICS_FILE,
+    MISSING,
+    SPEC_FILE,
+)
+from noisybench.core.spec import TrialSpec
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -49,11 +52,11 @@ class TrialDir:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    spec_file = property(lambda self: self.path / "spec.json")
-    metrics_file = property(lambda self: self.path / "metrics.jsonl")
-    checkpoint_file = property(lambda self: self.path / "checkpoint.pt")
-    done_file = property(lambda self: self.path / "done.json")
-    failed_file = property(lambda self: self.path / "failed.json")
+    spec_file = property(lambda self: self.path / SPEC_FILE)
+    metrics_file = property(lambda self: self.path / METRICS_FILE)
+    checkpoint_file = property(lambda self: self.path / CHECKPOINT_FILE)
+    done_file = property(lambda self: self.path / DONE_FILE)
+    failed_file = property(lambda self: self.path / FAILED_FILE)
 
     @property
     def state(self) -> str:
@@ -133,5 +136,5 @@ class TrialStore:
         if not self.root.is_dir():
             return
         for path in sorted(self.root.iterdir()):
-            if path.is_dir() and (path / "spec.json").exists():
+            if path.is_dir() and (path / SPEC_FILE).exists():
                 yield TrialDir(path)

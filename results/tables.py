@@ -15,7 +15,7 @@ import re
 
 import pandas as pd
 
-from results.aggregate import SUMMARY_COLUMNS
+from noisybench.results.aggregate import SUMMARY_COLUMNS
 
 NOISE_ORDER = ["clean", "sym", "pair", "asym", "inst", "file"]
 

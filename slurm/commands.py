@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bench.errors import BenchError
+from noisybench.core.errors import BenchError
 
 # Options that mean something to one launcher only: given to another they would be ignored
 # silently, so they are refused (value None in argparse = not given).
@@ -132,7 +132,7 @@ def launch_options(args):
             raise BenchError(f"{flag} applies to --launcher local only; with slurm use --array-parallelism "
                              "and --trials-per-job")
 
-    from slurm.launcher import DEFAULT_MAX_REQUEUES, LaunchOptions
+    from noisybench.slurm.options import DEFAULT_MAX_REQUEUES, LaunchOptions
 
     if launcher == "inline":
         return LaunchOptions()
@@ -195,7 +195,7 @@ def _epochs_line(trial_dir: Path) -> str:
     """'epoch 3/20' from metrics.jsonl and the resolved recipe in spec.json."""
     import json
 
-    from results.store import TrialDir
+    from noisybench.results.store import TrialDir
 
     trial = TrialDir(trial_dir)
     done = len(trial.read_metrics())
@@ -220,8 +220,8 @@ def _log_words(trial) -> str:
 
 
 def format_status(report) -> str:
-    from results.store import DONE, FAILED, INCOMPLETE
-    from slurm.launcher import NOT_STARTED, RUNNING, format_counts
+    from noisybench.results.store import DONE, FAILED, INCOMPLETE
+    from noisybench.slurm.status import NOT_STARTED, RUNNING, format_counts
 
     counts = report.counts()
     lines = [f"{report.root}: {len(report.trials)} trials: {format_counts(counts)}"]
@@ -255,7 +255,7 @@ def cmd_status(args) -> int:
     results = Path(args.results)
     if not results.is_dir():
         raise BenchError(f"--results {args.results}: no such directory; run `bench run --results {args.results}` first")
-    from slurm.launcher import add_final_job_states, collect_status
+    from noisybench.slurm.status import add_final_job_states, collect_status
 
     report = collect_status(results)
     if not report.trials:

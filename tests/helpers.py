@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from bench.spec import TrialSpec
-from results.store import TrialStore
+from noisybench.core.spec import TrialSpec
+from noisybench.results.store import TrialStore
 
 
 def epoch_metrics(results, spec: TrialSpec) -> list[dict]:

@@ -13,22 +13,22 @@ import pytest
 import torch
 from torch import nn
 
-from bench.errors import BenchError
-from bench.protocols import resolve_recipe
-from bench.train import lr_and_beta1
-from methods import build_method
-from methods.base import Batch, MethodContext, TrainerView
-from methods.coteaching import coteaching_losses
-from methods.gce import lq_loss, lq_threshold, truncated_lq_loss, truncation_weights
-from methods.jocor import jocor_loss, jocor_sample_losses, kl_per_sample
-from methods.selection import (
+from noisybench.bench.protocols import resolve_recipe
+from noisybench.bench.trainer.optim import lr_and_beta1
+from noisybench.core.errors import BenchError
+from noisybench.methods import build_method
+from noisybench.methods.base import Batch, MethodContext, TrainerView
+from noisybench.methods.coteaching import coteaching_losses
+from noisybench.methods.gce import lq_loss, lq_threshold, truncated_lq_loss, truncation_weights
+from noisybench.methods.jocor import jocor_loss, jocor_sample_losses, kl_per_sample
+from noisybench.methods.selection import (
     forget_rate_at,
     forget_rate_schedule,
     num_remembered,
     resolve_forget_rate,
     small_loss_mask,
 )
-from methods.sigua import default_sigua_rate, sigua_sl_loss, sigua_split
+from noisybench.methods.sigua import default_sigua_rate, sigua_sl_loss, sigua_split
 
 
 def logits_from_probs(rows) -> torch.Tensor:

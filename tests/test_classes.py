@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main
-from bench.spec import TrialSpec
-from bench.train import balanced_accuracy, per_class_accuracy, per_class_hits, run_trial
-from noise.report import class_noise
-from results.classes import load_class_accuracy
-from results.store import TrialStore
+from noisybench.bench.cli import main
+from noisybench.bench.trainer.evaluate import balanced_accuracy, per_class_accuracy, per_class_hits
+from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.spec import TrialSpec
+from noisybench.noise.report import class_noise
+from noisybench.results.classes import load_class_accuracy
+from noisybench.results.store import TrialStore
 
 
 def test_class_noise_flip_rates_and_outvoted_classes_from_the_count_matrix():
@@ -60,7 +61,7 @@ def test_trainer_records_per_class_test_accuracy_consistent_with_test_acc(tmp_pa
 
 
 def _digits_test_labels():
-    import datasets
+    import noisybench.datasets as datasets
 
     return datasets.load("digits").test_labels
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
+from noisybench.bench.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, fragment, capsys,
 
 def test_errors_come_without_traceback_from_the_installed_command(tmp_path):
     bench = Path(sys.executable).with_name("bench")
-    command = [str(bench)] if bench.exists() else [sys.executable, "-m", "bench.cli"]
+    command = [str(bench)] if bench.exists() else [sys.executable, "-m", "noisybench.bench.cli"]
     proc = subprocess.run(command + ["run", "--noise", "sym:1.5", "--results", str(tmp_path / "r")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
@@ -83,19 +83,19 @@ def test_run_prints_progress_and_table_then_skips_on_rerun(capsys, tmp_path):
 
 
 def test_seed_ranges_select_the_right_trials(capsys, tmp_path):
-    from bench.sweep import parse_seeds
+    from noisybench.bench.sweep import parse_seeds
 
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds("3-5") == [3, 4, 5]
     code, out, _ = run_cli(["run", "--seeds", "4-5", "--epochs", "2", "--results", str(tmp_path)], capsys)
     assert code == 0
-    from results.store import TrialStore
+    from noisybench.results.store import TrialStore
 
     assert sorted(t.read_spec()["spec"]["seed"] for t in TrialStore(tmp_path).trials()) == [4, 5]
 
 
 def test_methods_and_noise_are_a_product(capsys, tmp_path):
-    from bench.sweep import SweepRequest, build_specs
+    from noisybench.bench.sweep import SweepRequest, build_specs
 
     specs = build_specs(SweepRequest(methods="standard", noise="sym:0.4,pair:0.45,clean", seeds="2"))
     assert [(s.noise, s.seed) for s in specs] == [
@@ -110,8 +110,8 @@ def test_noise_command_writes_labels_and_prints_rates(capsys, tmp_path):
     labels = np.load(out_file)
     assert labels.dtype == np.int64 and labels.shape == (1257,)
     assert "realised" in out.lower()
-    import datasets
-    import noise
+    import noisybench.datasets as datasets
+    import noisybench.noise as noise
 
     again = noise.apply_noise(noise.parse_noise("pair:0.45"), datasets.load("digits"), 0)
     assert np.array_equal(labels, again.labels)
@@ -129,14 +129,18 @@ def test_list_names_every_registry(capsys):
         assert word in out
 
 
-def test_foreign_datasets_package_is_refused(capsys, monkeypatch, tmp_path):
+def test_another_datasets_package_does_not_matter(capsys, monkeypatch, tmp_path):
+    """noisybench installs nothing under the bare name `datasets` (it is noisybench.datasets), so a
+    foreign top-level `datasets` (Hugging Face's, in most ML environments) neither shadows it nor is
+    shadowed by it; .ci/coexistence.sh checks the same with the real package and the built wheel."""
     fake = tmp_path / "datasets"
     fake.mkdir()
-    (fake / "__init__.py").write_text("")
-    import datasets as ours
+    (fake / "__init__.py").write_text("def load_dataset(*args):\n    return 'the other library'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "datasets", raising=False)
+    import datasets
 
-    monkeypatch.setitem(sys.modules, "datasets", __import__("types").ModuleType("datasets"))
-    sys.modules["datasets"].__file__ = str(fake / "__init__.py")
-    code, _, err = run_cli(["list"], capsys)
-    assert code == 2 and "not noisybench's" in err and err.count("\n") == 1
-    monkeypatch.setitem(sys.modules, "datasets", ours)
+    assert datasets.load_dataset() == "the other library"
+    code, out, err = run_cli(["list"], capsys)
+    assert code == 0 and "digits" in out and not err
+    assert datasets.load_dataset() == "the other library"

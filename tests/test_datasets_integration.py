@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-import datasets
-from bench.cli import main
-from bench.errors import BenchError
-from bench.models import build_model, load_pretrained, read_state_dict
-from bench.protocols import IMAGENET_MEAN_STD, default_protocol, resolve_recipe
-from bench.spec import TrialSpec
-from bench.train import Trainer, setup_trial
-from datasets.registry import _CACHE
-from results.store import TrialStore
+import noisybench.datasets as datasets
+from noisybench.bench.cli import main
+from noisybench.bench.protocols import IMAGENET_MEAN_STD, default_protocol, resolve_recipe
+from noisybench.bench.trainer.loop import Trainer
+from noisybench.bench.trainer.setup import setup_trial
+from noisybench.core.errors import BenchError
+from noisybench.core.spec import TrialSpec
+from noisybench.datasets.registry import _CACHE
+from noisybench.methods.networks import build_model
+from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
+from noisybench.results.store import TrialStore
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR_N_DIR = REPO.parent / "shared" / "data" / "cifar-n"

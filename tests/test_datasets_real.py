@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets
-from bench.errors import BenchError
-from datasets import animal10n, check, cifar, mnist
-from datasets.readers import DamagedDataError, MissingDataError
+import noisybench.datasets as datasets
+from noisybench.core.errors import BenchError
+from noisybench.datasets import animal10n, check, cifar, mnist
+from noisybench.datasets.readers import DamagedDataError, MissingDataError
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

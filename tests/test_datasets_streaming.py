@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import check, clothing1m, food101n, streaming
-from datasets.readers import DamagedDataError, MissingDataError
-from datasets.streaming import JpegStream, class_balanced_subsample, subsample_size
+from noisybench.datasets import check, clothing1m, food101n, streaming
+from noisybench.datasets.readers import DamagedDataError, MissingDataError
+from noisybench.datasets.streaming import JpegStream, class_balanced_subsample, subsample_size
 
 
 def write_jpeg(path: Path, color: tuple[int, int, int], size: tuple[int, int]) -> None:

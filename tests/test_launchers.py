@@ -12,15 +12,19 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bench.cli import main
-from bench.spec import TrialSpec
-from results.store import TrialStore
-from slurm.commands import parse_mem
-from slurm.launcher import (DONE, FAILED, INCOMPLETE, NOT_STARTED, PENDING, RUNNING, LaunchOptions, TrialBatch,
-                            chunk_trials, collect_status, load_submissions, local_job_alive, task_progress_file)
-
 from helpers import epoch_metrics, wait_until
+
+from noisybench.bench.cli import main
+from noisybench.bench.trainer import run_trial
+from noisybench.core.layout import DONE, FAILED, INCOMPLETE
+from noisybench.core.spec import TrialSpec
+from noisybench.results.store import TrialStore
+from noisybench.slurm.commands import parse_mem
+from noisybench.slurm.job import TrialBatch, task_progress_file
+from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.queue import local_job_alive
+from noisybench.slurm.status import NOT_STARTED, PENDING, RUNNING, collect_status
+from noisybench.slurm.submission import chunk_trials, load_submissions
 
 EPOCHS = 3
 SWEEP = ["--methods", "standard", "--noise", "sym:0.4", "--epochs", str(EPOCHS), "--device", "cpu"]
@@ -110,7 +114,7 @@ def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypat
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
     monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
     bad, good = spec(0, noise="sym:1.4"), spec(1, epochs=1)
-    batch = TrialBatch(str(tmp_path), "sub1", {"device": "cpu"})
+    batch = TrialBatch(str(tmp_path), "sub1", run_trial, {"device": "cpu"})
     assert batch([bad.to_json(), good.to_json()]) == [
         {"trial": bad.dirname, "state": FAILED}, {"trial": good.dirname, "state": DONE}]
     store = TrialStore(tmp_path)
@@ -123,7 +127,7 @@ def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypat
 def test_checkpoint_requeues_the_same_batch_with_the_same_trials(tmp_path):
     import cloudpickle
 
-    batch = TrialBatch(str(tmp_path), "sub1", {"device": "cpu", "checkpoint_every": 1})
+    batch = TrialBatch(str(tmp_path), "sub1", run_trial, {"device": "cpu", "checkpoint_every": 1})
     delayed = batch.checkpoint([spec(0).to_json()])
     assert delayed.function is batch and delayed.args == ([spec(0).to_json()],)
     copy = cloudpickle.loads(cloudpickle.dumps(delayed))  # what submitit writes for the requeued task
@@ -136,10 +140,10 @@ class Killed(BaseException):
 
 def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_epoch(inline_results, tmp_path,
                                                                                      monkeypatch):
-    import bench.train
-    from bench.train import run_trial
+    import noisybench.bench.trainer.loop as train_module
+    from noisybench.bench.trainer.trial import run_trial
 
-    real_write = bench.train.atomic_write_bytes
+    real_write = train_module.atomic_write_bytes
     checkpoints = []
 
     def killed_while_writing_the_second_checkpoint(path, data):
@@ -149,7 +153,7 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
                 raise Killed()
         real_write(path, data)
 
-    monkeypatch.setattr(bench.train, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
+    monkeypatch.setattr(train_module, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
     with pytest.raises(Killed):
         run_trial(spec(0), tmp_path, device="cpu")
     trial = TrialStore(tmp_path).trial(spec(0))
@@ -162,7 +166,8 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
 
 
 def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inline_results, tmp_path, monkeypatch):
-    from bench.train import Trainer, run_trial
+    from noisybench.bench.trainer.loop import Trainer
+    from noisybench.bench.trainer.trial import run_trial
 
     real_epoch = Trainer.train_epoch
 

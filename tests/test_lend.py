@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import BenchError
-from bench.spec import TrialSpec
-from bench.train import run_trial
-from methods import build_hparams
-from methods.base import Batch, MethodContext
-from methods.lend import LEND, dilute, sample_weights, temporal_input, temporal_output
-from results.store import TrialStore
+from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.errors import BenchError
+from noisybench.core.spec import TrialSpec
+from noisybench.methods import build_hparams
+from noisybench.methods.base import Batch, MethodContext
+from noisybench.methods.lend import LEND, dilute, sample_weights, temporal_input, temporal_output
+from noisybench.results.store import TrialStore
 
 
 def two_clusters(per_cluster: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

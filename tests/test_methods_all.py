@@ -10,10 +10,11 @@ import math
 import pytest
 import torch
 
-from bench.spec import TrialSpec
-from bench.train import Trainer, setup_trial
-from methods import method_names
-from methods.base import Batch
+from noisybench.bench.trainer.loop import Trainer
+from noisybench.bench.trainer.setup import setup_trial
+from noisybench.core.spec import TrialSpec
+from noisybench.methods import method_names
+from noisybench.methods.base import Batch
 
 STEPS = 3
 BATCH = 32

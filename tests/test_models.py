@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.models import build_model, min_image_side, model_names
+from noisybench.core.errors import BenchError
+from noisybench.methods.networks import build_model, min_image_side, model_names
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-import datasets
-from bench.errors import BenchError
-from datasets.registry import Dataset
-from noise import (
+import noisybench.datasets as datasets
+from noisybench.core.errors import BenchError
+from noisybench.datasets.registry import Dataset
+from noisybench.noise import (
     NoisyLabels,
     apply_noise,
     check_noise_for_dataset,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
-from datasets.registry import Dataset
-from noise import apply_noise, check_noise_for_dataset
-from noise.human import HUMAN_LABEL_SETS, read_label_file
+from noisybench.core.errors import BenchError
+from noisybench.datasets.registry import Dataset
+from noisybench.noise import apply_noise, check_noise_for_dataset
+from noisybench.noise.human import HUMAN_LABEL_SETS, read_label_file
 
 # The repository sits next to shared/: <workspace>/main (this repo) and <workspace>/shared.
 CIFAR_N_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar-n"

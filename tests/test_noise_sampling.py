@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from scipy.stats import truncnorm
 
-from datasets.registry import Dataset
-from noise import apply_noise, parse_noise
-from noise.instance import FLIP_RATE_STD, part_dependent_labels, part_dependent_probabilities
-from noise.sampling import (
+from noisybench.datasets.cifar import CIFAR10_ASYM_MAP, cifar100_asym_map
+from noisybench.datasets.registry import Dataset
+from noisybench.noise import apply_noise, parse_noise
+from noisybench.noise.instance import FLIP_RATE_STD, part_dependent_labels, part_dependent_probabilities
+from noisybench.noise.sampling import (
     _inverse_cdf,
     empirical_transition,
     noise_generator,
@@ -16,7 +17,6 @@ from noise.sampling import (
     sample_from_rows,
     sample_from_transition,
 )
-from noise.transition import CIFAR10_ASYM_MAP, cifar100_asym_map
 
 NUM_SAMPLES = 50_000
 
@@ -278,7 +278,7 @@ def test_instance_noise_realises_the_mean_flip_rate(random_images, rate):
 
 
 def test_instance_noise_on_digits_is_deterministic():
-    import datasets
+    import noisybench.datasets as datasets
 
     digits = datasets.load("digits")
     first = apply_noise("inst:0.4", digits, seed=0)

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import noise
-from bench.errors import BenchError
-from noise import NoiseSpec, noise_kinds, parse_noise
-from noise import registry
+import noisybench.noise as noise
+from noisybench.core.errors import BenchError
+from noisybench.noise import NoiseSpec, noise_kinds, parse_noise, registry
 
 
 @pytest.mark.parametrize(
@@ -110,7 +109,7 @@ def test_registry_refuses_duplicates_and_inconsistent_declarations():
 
 def test_a_new_kind_is_one_decorator_away(monkeypatch):
     """A kind registered by a decorator parses, dispatches and is listed; the registry is restored after."""
-    from datasets.registry import Dataset
+    from noisybench.datasets.registry import Dataset
 
     monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets.digits import DIGITS_ASYM_MAP
-from noise.transition import (
-    CIFAR10_ASYM_MAP,
-    MNIST_ASYM_MAP,
+from noisybench.datasets.cifar import CIFAR10_ASYM_MAP, cifar100_asym_map
+from noisybench.datasets.digits import DIGITS_ASYM_MAP
+from noisybench.datasets.mnist import MNIST_ASYM_MAP
+from noisybench.noise.transition import (
     asymmetric_transition,
-    cifar100_asym_map,
     identity_transition,
     pair_transition,
     symmetric_transition,

@@ -14,14 +14,17 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cli import main
-from bench.errors import BenchError
-from bench.models import (
-    build_model, check_model_fits, coteaching_cnn, jocor_cnn, lenet, memomentum_resnet18, memomentum_resnet34,
-    min_image_side, resnet34,
-)
-from bench.protocols import (
-    METHOD_DATASET_RECIPES, METHOD_RECIPES, check_recipe_fits_dataset, resolve_recipe,
+from noisybench.bench.cli import main
+from noisybench.bench.protocols import check_recipe_fits_dataset, original_recipes, resolve_recipe
+from noisybench.core.errors import BenchError
+from noisybench.methods.networks import build_model, check_model_fits, min_image_side
+from noisybench.methods.networks.backbones import resnet34
+from noisybench.methods.networks.papers import (
+    coteaching_cnn,
+    jocor_cnn,
+    lenet,
+    memomentum_resnet18,
+    memomentum_resnet34,
 )
 
 CIFAR, MNIST = (3, 32, 32), (1, 28, 28)
@@ -253,14 +256,17 @@ def test_original_uses_the_papers_networks_on_their_datasets(method, dataset, mo
     assert resolve_recipe("original", dataset, method, model="cnn").model == "cnn"  # --model still wins
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_RECIPES))
+@pytest.mark.parametrize("method", sorted(original_recipes()))
 def test_original_on_digits_keeps_the_quick_model(method):
     quick = resolve_recipe("quick", "digits", method)
     assert resolve_recipe("original", "digits", method).model == quick.model == "mlp"
 
 
 def test_every_paper_entry_names_a_model_that_fits_its_dataset():
-    for (method, dataset), (fields, source) in METHOD_DATASET_RECIPES.items():
+    entries = [(method, dataset, entry) for method, original in original_recipes().items()
+               for dataset, entry in original.per_dataset.items()]
+    assert len(entries) >= 14  # Co-teaching, JoCoR, GCE and Me-Momentum on 3 datasets each, SIGUA on 2
+    for method, dataset, (fields, source) in entries:
         assert fields.get("model"), (method, dataset)
         check_model_fits(fields["model"], SHAPES[dataset], dataset)
         assert source and dataset.replace("cifar", "CIFAR-").replace("mnist", "MNIST") in source

@@ -9,14 +9,17 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main
-from bench.spec import TrialSpec
-from bench.train import Trainer, run_trial, setup_trial, split_validation
-from methods.me_momentum import confident_set, inner_lr_factor, n_add_rule
-from methods.self_learning import density_and_diversity, elect_prototypes, relabel_by_prototypes
-from results.aggregate import load_trials
-from results.store import TrialStore
-from results.tables import to_csv, to_markdown
+from noisybench.bench.cli import main
+from noisybench.bench.trainer.data import split_validation
+from noisybench.bench.trainer.loop import Trainer
+from noisybench.bench.trainer.setup import setup_trial
+from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.spec import TrialSpec
+from noisybench.methods.me_momentum import confident_set, inner_lr_factor, n_add_rule
+from noisybench.methods.self_learning import density_and_diversity, elect_prototypes, relabel_by_prototypes
+from noisybench.results.aggregate import load_trials
+from noisybench.results.store import TrialStore
+from noisybench.results.tables import to_csv, to_markdown
 
 # Small Me-Momentum trials: 4 protocol epochs -> rounds of 2 epochs, one outer loop, at most two
 # inner rounds: outer epochs 1-2, inner round 1 epochs 3-4, inner round 2 epochs 5-6, then stop.
@@ -262,7 +265,7 @@ def test_tables_show_own_beside_selected_with_the_seeds_behind_it():
 
 
 def test_original_protocol_gives_me_momentum_its_own_optimiser():
-    from bench.protocols import resolve_recipe
+    from noisybench.bench.protocols import resolve_recipe
 
     cifar = resolve_recipe("original", "cifar10", "me_momentum")
     assert (cifar.optimizer, cifar.lr, cifar.momentum, cifar.weight_decay, cifar.batch_size) == ("sgd", 0.01, 0.9, 1e-4, 128)

@@ -14,15 +14,28 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from bench.cli import main
-from bench.spec import TrialSpec
-from bench.train import FEATURE_SNAPSHOT_NAME
-from results.aggregate import load_epochs, load_trials, summarize
-from results.plots import CURVE_PANEL_INCHES, DPI, TSNE_PANEL_INCHES, class_colors, curve_table, plot_curves, plot_tsne
-from results.reference import REFERENCE_COLUMNS, compare_with_reference, load_reference, render_comparison
-from results.report import write_report
-from results.tables import (NOT_WORSE_MARK, not_significantly_worse, paired_not_significantly_worse, to_latex,
-                            to_markdown)
+from noisybench.bench.cli import main
+from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
+from noisybench.core.spec import TrialSpec
+from noisybench.results.aggregate import load_epochs, load_trials, summarize
+from noisybench.results.plots import (
+    CURVE_PANEL_INCHES,
+    DPI,
+    TSNE_PANEL_INCHES,
+    class_colors,
+    curve_table,
+    plot_curves,
+    plot_tsne,
+)
+from noisybench.results.reference import REFERENCE_COLUMNS, compare_with_reference, load_reference, render_comparison
+from noisybench.results.report import write_report
+from noisybench.results.tables import (
+    NOT_WORSE_MARK,
+    not_significantly_worse,
+    paired_not_significantly_worse,
+    to_latex,
+    to_markdown,
+)
 
 RECIPE = {"model": "mlp", "optimizer": "adam", "lr": 0.0005, "batch_size": 64, "epochs": 12}
 
@@ -207,7 +220,7 @@ def test_tsne_three_panels_from_a_snapshot(store, tmp_path, capsys):
     assert png_size(out) == pixels(3 * TSNE_PANEL_INCHES[0], TSNE_PANEL_INCHES[1])
     assert out.stat().st_size > 10_000
 
-    from results.plots import load_feature_snapshot
+    from noisybench.results.plots import load_feature_snapshot
 
     snapshot = load_feature_snapshot(trial, 5)
     figure, info = plot_tsne(snapshot, subsample=60, seed=0)
@@ -230,8 +243,8 @@ def test_tsne_three_panels_from_a_snapshot(store, tmp_path, capsys):
 
 
 def test_save_features_writes_snapshots_from_the_trainer(tmp_path, capsys):
-    import datasets
-    import noise
+    import noisybench.datasets as datasets
+    import noisybench.noise as noise
 
     results = tmp_path / "runs"
     assert main(["run", "--methods", "standard", "--noise", "sym:0.4", "--epochs", "2", "--results", str(results),
@@ -336,13 +349,13 @@ def test_bench_table_test_paired_drops_the_dagger_of_a_method_behind_on_every_se
     assert "paired t-test" in (tmp_path / "r.md").read_text()
     with pytest.raises(ValueError, match="per-seed values"):
         to_markdown(summary.drop(columns=["best_by_seed"]), test="paired")
-    from bench.cli import build_parser
+    from noisybench.bench.cli import build_parser
 
     assert build_parser().parse_args(["run", "--test", "paired"]).test == "paired"  # run prints the same table
 
 
 def test_csv_contract_is_unchanged(store):
-    from results.tables import to_csv
+    from noisybench.results.tables import to_csv
 
     frame = pd.read_csv(io.StringIO(to_csv(summarize(load_trials(store)))))
     assert list(frame.columns) == ["dataset", "protocol", "noise", "method", "n", "best_mean", "best_std",
@@ -359,7 +372,7 @@ def test_reference_rows_are_complete_and_sourced():
         assert (reference[column].str.len() > 0).all(), column
     assert set(reference["metric"]) <= {"best", "last", "unstated"}
     assert ((reference["value"] > 0) & (reference["value"] < 100)).all()
-    from methods import method_names
+    from noisybench.methods import method_names
 
     assert set(reference["method"]) <= set(method_names())
     row = reference[(reference.dataset == "mnist") & (reference.noise == "pair:0.45")].iloc[0]

@@ -15,14 +15,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from bench.cli import main
-from bench.spec import TrialSpec
-from results.store import TrialStore
-from slurm.launcher import (DONE, FAILED, INCOMPLETE, PENDING, RUNNING, collect_status, load_submissions,
-                            slurm_live_states)
-
 from helpers import epoch_metrics, wait_until
+
+from noisybench.bench.cli import main
+from noisybench.core.layout import DONE, FAILED, INCOMPLETE
+from noisybench.core.spec import TrialSpec
+from noisybench.results.store import TrialStore
+from noisybench.slurm.queue import slurm_live_states
+from noisybench.slurm.status import PENDING, RUNNING, collect_status
+from noisybench.slurm.submission import load_submissions
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("one_cpu_thread")]
 

@@ -17,17 +17,18 @@ import pytest
 import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
+from helpers import epoch_metrics
 from scipy import stats
 
-from bench.cli import main
-from bench.packing import cpu_threads_per_process
-from bench.speed import SpeedOptions, TrainerLoop, synthetic_dataset
-from bench.spec import TrialSpec
-from bench.sweep import run_inline, run_packed
-from bench.train import random_crop_flip
-from methods import method_names
-
-from helpers import epoch_metrics
+from noisybench.bench.cli import main
+from noisybench.bench.launch import run_inline, run_packed
+from noisybench.bench.packing import cpu_threads_per_process
+from noisybench.bench.speed.loops import TrainerLoop
+from noisybench.bench.speed.options import SpeedOptions
+from noisybench.bench.speed.synthetic import synthetic_dataset
+from noisybench.bench.trainer.data import random_crop_flip
+from noisybench.core.spec import TrialSpec
+from noisybench.methods import method_names
 
 TINY_SPEED = ["speed", "--device", "cpu", "--model", "mlp", "--batch-size", "16", "--train-size", "64",
               "--eval-images", "32", "--steps", "2", "--warmup", "1", "--reference-workers", "0", "--json", "--quiet"]
@@ -93,7 +94,7 @@ def test_speed_bad_input_is_one_line(capsys, argv, message):
 
 
 def test_the_synthetic_dataset_is_not_a_dataset_users_can_pick():
-    import datasets
+    import noisybench.datasets as datasets
 
     dataset = synthetic_dataset("cifar100", train_size=10, test_size=4)
     assert dataset.name == "synthetic-cifar100" and dataset.num_classes == 100

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from bench.spec import TrialSpec
-from results.aggregate import load_trials, summarize
-from results.tables import to_csv, to_latex, to_markdown
+from noisybench.core.spec import TrialSpec
+from noisybench.results.aggregate import load_trials, summarize
+from noisybench.results.tables import to_csv, to_latex, to_markdown
 
 
 def write_trial(root, method, noise, seed, accs, state="done", hparams=()):
@@ -105,4 +105,4 @@ def test_hparam_overrides_get_their_own_row(tmp_path):
 def test_render_formats():
     empty = summarize(pd.DataFrame())
     assert list(empty.columns)[:4] == ["dataset", "protocol", "noise", "method"]
-    assert set(["markdown", "latex", "csv"]) <= set(__import__("results.tables", fromlist=["FORMATS"]).FORMATS)
+    assert set(["markdown", "latex", "csv"]) <= set(__import__("noisybench.results.tables", fromlist=["FORMATS"]).FORMATS)

@@ -6,14 +6,16 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from bench.spec import TrialSpec
-from bench.sweep import run_inline
-from bench.train import Trainer, random_crop_flip, run_trial, setup_trial
-from results.aggregate import load_trials
-from results.store import DONE, FAILED, INCOMPLETE, TrialStore
-
 from helpers import epoch_metrics
+
+from noisybench.bench.launch import run_inline
+from noisybench.bench.trainer.data import random_crop_flip
+from noisybench.bench.trainer.loop import Trainer
+from noisybench.bench.trainer.setup import setup_trial
+from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.spec import TrialSpec
+from noisybench.results.aggregate import load_trials
+from noisybench.results.store import DONE, FAILED, INCOMPLETE, TrialStore
 
 EPOCHS = 6
 
@@ -91,7 +93,7 @@ def test_metric_lines_written_after_the_checkpoint_are_dropped_on_resume(tmp_pat
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    import methods.standard as standard
+    import noisybench.methods.standard as standard
 
     original = standard.Standard.train_step
 
@@ -122,7 +124,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
 
 
 def test_non_finite_loss_fails_the_trial_visibly(tmp_path, monkeypatch):
-    import methods.standard as standard
+    import noisybench.methods.standard as standard
 
     original = standard.Standard.train_step
 
@@ -176,7 +178,7 @@ def test_random_crop_flip_matches_pad_then_crop():
 
 
 def test_validation_split_is_shared_by_methods_of_a_seed():
-    from bench.train import split_validation
+    from noisybench.bench.trainer.data import split_validation
 
     a_train, a_val = split_validation(100, 0.1, ("digits", "sym:0.4", 0))
     b_train, b_val = split_validation(100, 0.1, ("digits", "sym:0.4", 0))
@@ -189,7 +191,7 @@ def test_validation_split_is_shared_by_methods_of_a_seed():
 def test_a_trial_trained_with_another_recipe_is_neither_skipped_nor_resumed(tmp_path, capsys):
     """The directory hashes the spec, not the recipe its protocol resolves to: a trial stored by a
     noisybench whose protocol differed must not be counted (or resumed) as if it were alike."""
-    from bench.cli import main
+    from noisybench.bench.cli import main
 
     args = ["run", "--methods", "standard", "--noise", "sym:0.4", "--seeds", "1", "--epochs", "2",
             "--results", str(tmp_path)]

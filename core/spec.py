@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import dataclass
 
-
 # TrialSpec fields added after trials were first stored, with default None: to_json leaves
 # them out while they are None.  Append here when adding such a field.
 OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained",)

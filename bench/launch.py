@@ -1,0 +1,127 @@
+"""The launcher table: every way `bench run` can run a sweep's trials, each handed the same trial
+function (noisybench.bench.trainer.run_trial) and the same keyword arguments for it.
+
+    inline   one trial after another, in this process
+    packed   K trials at once on each GPU, one process each (`--trials-per-gpu K`)
+    local    submitit's local executor: worker processes on this machine (noisybench.slurm)
+    slurm    one SLURM job array through submitit (noisybench.slurm)
+
+The store is the only channel back from every launcher.  :func:`run_sweep` does what they all
+share -- a bad --device or a trial trained with another recipe stops the sweep before anything
+runs -- and then calls the launcher's entry.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from noisybench.bench.packing import process_devices, run_trials_packed
+from noisybench.bench.sweep import check_stored_recipes, pending_trials
+from noisybench.bench.trainer.device import resolve_device
+from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.spec import TrialSpec
+from noisybench.results.store import TrialStore
+from noisybench.results.summary import format_progress
+from noisybench.slurm.launcher import launch_trials
+from noisybench.slurm.options import LaunchOptions
+
+TrialFunction = Callable[..., dict]  # (spec, results_root, **trial_kwargs) -> summary
+Counts = dict[str, int]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a sweep is run: the launcher options, the trial function's keyword arguments
+    (device, data_root, checkpoint_every, feature_epochs) and, for `packed`, K."""
+
+    options: LaunchOptions = field(default_factory=LaunchOptions)
+    trial_kwargs: dict = field(default_factory=dict)
+    trials_per_gpu: int = 1
+    echo: Callable[[str], None] = print
+
+    @property
+    def launcher(self) -> str:
+        if self.options.launcher == "inline" and self.trials_per_gpu > 1:
+            return "packed"
+        return self.options.launcher
+
+
+def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction = run_trial, device=None,
+               data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
+               feature_epochs: tuple[int, ...] = ()) -> Counts:
+    """Run the trials not yet done, one after another, in this process.
+
+    ``feature_epochs``: save the training set's penultimate features after these epochs
+    (``bench run --save-features``)."""
+    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
+    torch_device = resolve_device(device)
+    counts = {"done": skipped, "failed": 0}
+    show_progress = sys.stdout.isatty()
+    started = time.perf_counter()
+    for i, spec in enumerate(todo, 1):
+        summary = trial_fn(spec, results_root, device=torch_device, data_root=data_root,
+                           show_progress=show_progress, checkpoint_every=checkpoint_every,
+                           feature_epochs=feature_epochs)
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(i, len(todo), spec, summary))
+    if todo:
+        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
+             f"({counts['failed']} failed) on {torch_device}")
+    return counts
+
+
+def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, trial_fn: TrialFunction = run_trial,
+               device=None, data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
+               feature_epochs: tuple[int, ...] = ()) -> Counts:
+    """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
+    many processes sharing its cores), each in its own process running the same trial function.
+
+    One trial of a small model cannot fill a large GPU; several can (`bench speed --pack` measures
+    how much that gains).  Same counts and progress lines as run_inline, in the order trials end.
+    """
+    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
+    torch_device = resolve_device(device)
+    counts = {"done": skipped, "failed": 0}
+    started = time.perf_counter()
+    finished = run_trials_packed(todo, results_root, trial_fn, trials_per_gpu=trials_per_gpu, device=torch_device,
+                                 data_root=data_root, checkpoint_every=checkpoint_every,
+                                 feature_epochs=feature_epochs)
+    for i, (spec, summary) in enumerate(finished, 1):
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(i, len(todo), spec, summary))
+    if todo:
+        devices = process_devices(torch_device)
+        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
+             f"({counts['failed']} failed) on {', '.join(devices)}, {trials_per_gpu} at a time on each")
+    return counts
+
+
+def _inline(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
+    return run_inline(specs, results_root, trial_fn=trial_fn, echo=launch.echo, **launch.trial_kwargs)
+
+
+def _packed(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
+    return run_packed(specs, results_root, trials_per_gpu=launch.trials_per_gpu, trial_fn=trial_fn,
+                      echo=launch.echo, **launch.trial_kwargs)
+
+
+def _submitit(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
+    return launch_trials(specs, results_root, launch.options, trial_fn, launch.trial_kwargs, echo=launch.echo)
+
+
+# name -> entry(specs, results_root, trial_fn, launch) -> final counts per state (None: not waited for)
+LAUNCHERS: dict[str, Callable[[list[TrialSpec], object, TrialFunction, Launch], Counts | None]] = {
+    "inline": _inline,
+    "packed": _packed,
+    "local": _submitit,
+    "slurm": _submitit,
+}
+
+
+def run_sweep(specs: list[TrialSpec], results_root, launch: Launch, trial_fn: TrialFunction = run_trial) -> Counts | None:
+    """Check what every launcher needs checked, then run ``specs`` with the launcher ``launch`` names."""
+    resolve_device(launch.trial_kwargs.get("device"))  # this machine: a bad --device stops here, not in each worker
+    check_stored_recipes(specs, TrialStore(results_root))
+    return LAUNCHERS[launch.launcher](specs, results_root, trial_fn, launch)

@@ -1,0 +1,16 @@
+"""The shared trainer: one trial, any method, CPU or GPU.
+
+    device.py    the device and its arithmetic (bf16 autocast on CUDA, one thread for input prep)
+    data.py      the training and test sets on the device, the validation split, crop + flip
+    optim.py     the optimiser and its learning-rate schedule
+    meter.py     an epoch's metrics, summed on the device and read once
+    evaluate.py  test and validation accuracy, overall and per class
+    view.py      what a method's epoch hooks see of the trainer
+    setup.py     a trial's data, noisy labels, recipe and method
+    records.py   spec.json's provenance and the feature snapshots
+    loop.py      the epoch loop with its checkpoints and resume
+    trial.py     run_trial: one trial into the store, failures recorded -- what every launcher runs
+"""
+from noisybench.bench.trainer.trial import run_trial
+
+__all__ = ["run_trial"]

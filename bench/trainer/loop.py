@@ -1,0 +1,232 @@
+"""The trainer loop: epochs of a method's steps over on-device batches, evaluation, metrics,
+checkpoints, and resuming from them.
+
+Written for the GPU (airbench-style) and correct on the CPU: no host sync inside the step
+(losses and diagnostics accumulate in device tensors, read once per epoch), and every source
+of randomness is a Generator seeded from the spec (and the epoch), so an interrupted trial
+resumed from its checkpoint reproduces the uninterrupted one.
+"""
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from noisybench.bench.trainer.device import autocast_for
+from noisybench.bench.trainer.evaluate import evaluate_in_memory, evaluate_stream
+from noisybench.bench.trainer.meter import EpochMeter
+from noisybench.bench.trainer.optim import build_optimizer, lr_and_beta1, set_lr
+from noisybench.bench.trainer.records import save_feature_snapshot
+from noisybench.bench.trainer.setup import TrialSetup
+from noisybench.bench.trainer.view import TrainerViewImpl
+from noisybench.core.errors import BenchError
+from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
+from noisybench.core.seeding import derive_seed
+from noisybench.methods.base import Batch, Method
+from noisybench.results.store import TrialDir, atomic_write_bytes
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite training loss: the trial fails visibly instead of training on NaNs."""
+
+
+class Trainer:
+    def __init__(self, setup: TrialSetup, trial: TrialDir | None = None, show_progress: bool = False,
+                 checkpoint_every: int = 1, feature_epochs: tuple[int, ...] = ()):
+        self.setup = setup
+        self.spec, self.recipe, self.data, self.method = setup.spec, setup.recipe, setup.data, setup.method
+        self.trial = trial
+        self.show_progress = show_progress
+        self.checkpoint_every = checkpoint_every
+        self.feature_epochs = frozenset(feature_epochs)  # 1-based epochs after which to snapshot features
+        self.optimizer = build_optimizer(self.recipe, self.method.parameters())
+        if self.data.device.type == "cuda":
+            # Every step has the same shapes (the last batch of an epoch aside), so cuDNN's
+            # autotuner picks each convolution's fastest kernel once.  GPU training is not
+            # bitwise reproducible anyway (atomic adds in the backward), so nothing is lost.
+            torch.backends.cudnn.benchmark = True
+        self.view = TrainerViewImpl(self)
+        self.epoch = 0
+        self.num_classes = setup.dataset.num_classes
+        # Methods whose rounds vary in length (Me-Momentum) ask for more epochs than the protocol's;
+        # the trainer never runs past this budget.
+        self.max_epochs = self.method.epoch_budget(self.recipe.epochs)
+        if self.max_epochs < 1:
+            raise ValueError(f"{self.spec.method}: epoch budget {self.max_epochs} < 1")
+        self.validation: dict[str, float] = {}  # this epoch's noisy-validation accuracy, for hooks
+        self.hook_metrics: dict[str, float] = {}  # what hooks reported through the view this epoch
+        self.end_note: str | None = None  # why training ended before the budget, or that it hit it
+
+    def generator(self, *stream) -> torch.Generator:
+        g = torch.Generator(device=self.data.device)
+        g.manual_seed(derive_seed(self.spec.hash, *stream))
+        return g
+
+    def batch_order(self, epoch: int) -> list[Tensor]:
+        """This epoch's shuffled batches of training indices (the last partial batch is kept,
+        unless it holds a single sample, which BatchNorm cannot train on)."""
+        g = torch.Generator()
+        g.manual_seed(derive_seed(self.spec.hash, "order", epoch))
+        idx = self.data.train_idx
+        subset = self.method.train_subset()
+        if subset is not None:  # the method's active set (e.g. a confident set), within the split
+            idx = idx[subset.to(idx.device)[idx]]
+            if idx.numel() == 0:
+                raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
+        order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
+        bs = self.recipe.batch_size
+        batches = list(order.split(bs))
+        if len(batches) > 1 and batches[-1].shape[0] == 1:
+            batches.pop()
+        return batches
+
+    def training_batches(self, epoch: int, augment_gen: torch.Generator | None) -> Iterator[Batch]:
+        """This epoch's batches: gathered from the device-resident images in the seeded order, or,
+        for a streamed dataset, decoded in its epoch plan's order (the stream crops and flips, so
+        the trainer's pad-4 crop is skipped; labels are gathered by the stream's indices)."""
+        data = self.data
+        if data.train_stream is None:
+            for index in self.batch_order(epoch):
+                yield Batch(data.train_input(index, augment_gen), data.noisy[index], index)
+            return
+        if self.method.train_subset() is not None:  # the stream plans its own epochs over every image
+            raise BenchError(f"{self.spec.method} trains on a subset of the samples each epoch, which a streamed "
+                             f"dataset ({self.spec.dataset}) does not support; use an in-memory dataset")
+        stream, batch_size = data.train_stream, self.recipe.batch_size
+        seed = derive_seed(self.spec.hash, "stream")
+        single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
+        for images, index in stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left):
+            yield Batch(data.to_input(images), data.noisy[index], index)
+
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
+        """One epoch of steps and its metrics (one host sync, at the end).  ``max_steps`` stops
+        after that many steps: `bench speed` times the real step this way."""
+        data, method = self.data, self.method
+        method.train()
+        meter = EpochMeter(data)
+        augment_gen = self.generator("augment", epoch) if data.augment else None
+        for batch in self.training_batches(epoch, augment_gen):
+            index = batch.index
+            with autocast_for(data.device):
+                out = method.train_step(batch, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.optimizer.step()
+            meter.add(out, index)
+            if meter.steps == max_steps:
+                break
+        return meter.read()
+
+    def evaluate(self) -> dict[str, float]:
+        """This epoch's test accuracy (overall, per class, of every network) and noisy-validation accuracy."""
+        self.method.eval()
+        if self.data.test_stream is not None:
+            return evaluate_stream(self.method, self.data, self.num_classes)
+        return evaluate_in_memory(self.method, self.data, self.num_classes)
+
+    def state_dict(self, epoch: int) -> dict:
+        return {"epoch": epoch, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "spec_hash": self.spec.hash}
+
+    def load_state_dict(self, state: dict) -> int:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return int(state["epoch"])
+
+    def resume_point(self) -> int:
+        """Epochs already done according to the checkpoint (0 when starting afresh)."""
+        if self.trial is None or not self.trial.checkpoint_file.exists():
+            return 0
+        try:
+            state = torch.load(self.trial.checkpoint_file, map_location=self.data.device, weights_only=False)
+        except Exception:  # an unreadable checkpoint: start over rather than trust it
+            state = None
+        if state is None or state.get("spec_hash") != self.spec.hash:
+            self.trial.keep_metrics_through(0)  # starting over: the old lines would repeat epochs
+            return 0
+        done_epochs = self.load_state_dict(state)
+        self.trial.keep_metrics_through(done_epochs)
+        return done_epochs
+
+    def run(self, start_epoch: int = 0) -> list[dict]:
+        """Train epochs start_epoch+1 .. E (metrics lines are numbered from 1)."""
+        progress = None
+        if self.show_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=self.max_epochs, initial=start_epoch, desc=self.spec.label(),
+                            leave=False, file=sys.stdout, dynamic_ncols=True)
+        lines = []
+        # A resumed trial whose method had already stopped itself trains no further.
+        stop_reason = self.method.finished() if start_epoch > 0 else None
+        epochs_done = start_epoch
+        try:
+            for epoch in range(start_epoch, self.max_epochs):
+                if stop_reason:
+                    break
+                self.epoch = epoch
+                started = time.perf_counter()
+                self.hook_metrics = {}
+                # The hook first: a method starting a new round resets its model and optimiser
+                # there, and the lr below is set on the optimiser that will train.
+                self.method.on_epoch_start(epoch, self.view)
+                factor = self.method.lr_factor(epoch)
+                if factor is None:
+                    lr, beta1 = lr_and_beta1(self.recipe, epoch)
+                else:  # the method's own per-round schedule on the protocol's base lr
+                    lr, beta1 = self.recipe.lr * factor, self.recipe.momentum
+                set_lr(self.optimizer, lr, beta1)
+                round_number, phase = self.method.round_and_phase()
+                line = {"epoch": epoch + 1, "lr": lr, "round": round_number, "phase": phase}
+                line.update(self.train_epoch(epoch))
+                if not math.isfinite(line["train_loss"]):
+                    raise TrainingDiverged(f"non-finite training loss ({line['train_loss']}) in epoch {epoch + 1}")
+                line.update(self.evaluate())
+                self.validation = {k: line[k] for k in ("val_acc", "val_balanced_acc") if k in line}
+                line.update(self.method.on_epoch_end(epoch, self.view))
+                line.update(self.hook_metrics)
+                line["seconds"] = time.perf_counter() - started
+                stop_reason = self.method.finished()
+                epochs_done = epoch + 1
+                if self.trial is not None and epoch + 1 in self.feature_epochs:
+                    save_feature_snapshot(self.view, self.data,
+                                          self.trial.path / FEATURE_SNAPSHOT_NAME.format(epoch=epoch + 1), epoch + 1)
+                if self.trial is not None:
+                    # The metrics line first, then the checkpoint, written whole or not at all: a trial
+                    # killed in between (SIGKILL, or submitit's preemption handler mid-save) resumes from
+                    # the previous checkpoint, which drops the extra line and redoes the epoch -- no
+                    # epoch lost or repeated, no half-written checkpoint.pt.
+                    self.trial.append_metrics(line)
+                    last = epoch + 1 == self.max_epochs or stop_reason
+                    if (epoch + 1) % self.checkpoint_every == 0 or last:
+                        buffer = io.BytesIO()
+                        torch.save(self.state_dict(epoch + 1), buffer)
+                        atomic_write_bytes(self.trial.checkpoint_file, buffer.getvalue())
+                lines.append(line)
+                if progress is not None:
+                    progress.set_postfix(test_acc=f"{line['test_acc']:.3f}")
+                    progress.update(1)
+        finally:
+            if progress is not None:
+                progress.close()
+        self.end_note = self._end_note(epochs_done, stop_reason)
+        if self.end_note:
+            print(f"{self.spec.label()}: {self.end_note}", flush=True)
+        return lines
+
+    def _end_note(self, epochs_done: int, stop_reason: str | None) -> str | None:
+        """Say why a trial with its own stopping rule or epoch budget ended where it did."""
+        if stop_reason and epochs_done < self.max_epochs:
+            return f"stopped early at epoch {epochs_done} of its {self.max_epochs}-epoch budget: {stop_reason}"
+        if stop_reason:
+            return f"finished at epoch {epochs_done}, the last of its budget: {stop_reason}"
+        has_own_rule = type(self.method).finished is not Method.finished
+        if (has_own_rule or self.max_epochs != self.recipe.epochs) and epochs_done == self.max_epochs:
+            return (f"stopped at its epoch budget ({self.max_epochs} epochs, the protocol's {self.recipe.epochs} "
+                    f"x {self.max_epochs / self.recipe.epochs:g}) before its own stopping rule ended it")
+        return None

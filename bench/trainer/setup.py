@@ -1,0 +1,74 @@
+"""One trial's set-up: its data on the device, its noisy labels, its recipe and its method."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import noisybench.datasets as datasets
+import noisybench.noise as noise
+from noisybench.bench.protocols import Recipe, resolve_recipe
+from noisybench.bench.trainer.data import DeviceData, split_validation
+from noisybench.core.seeding import derive_seed
+from noisybench.core.spec import TrialSpec
+from noisybench.methods import build_hparams, get_method
+from noisybench.methods.base import Method, MethodContext
+from noisybench.methods.networks import build_model
+from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
+
+
+@dataclass
+class TrialSetup:
+    """Everything a trial needs before its first step (shared by run_trial and `bench speed`)."""
+
+    spec: TrialSpec
+    recipe: Recipe
+    dataset: object
+    noisy: object
+    data: DeviceData
+    method: Method
+
+
+def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None) -> TrialSetup:
+    """Data, noisy labels, recipe and method of one trial, on ``device``.
+
+    ``dataset``: an in-memory Dataset to use instead of loading ``spec.dataset`` (`bench speed`
+    times the real trial on synthetic data of a real dataset's shape this way).
+    """
+    if dataset is None:
+        dataset = datasets.load(spec.dataset, data_root)
+    noise_spec = noise.parse_noise(spec.noise)
+    noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
+    recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
+                            epochs=spec.epochs, batch_size=spec.batch_size)
+    hparams = build_hparams(spec.method, dict(spec.hparams))
+    # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
+    # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
+    val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
+    train_idx, val_idx = split_validation(len(noisy.labels), val_fraction,
+                                          (spec.dataset, spec.noise, spec.seed))
+    data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx)
+
+    # --pretrained: read once, copied into every network the method builds (fc stays fresh).
+    initial_weights = read_state_dict(spec.pretrained) if spec.pretrained else None
+
+    def build_network(i: int) -> nn.Module:
+        # Scoped seeding: the i-th network of a trial starts from the same weights on every run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed("init", spec.hash, i))
+            net = build_model(recipe.model, dataset.num_classes, dataset.image_shape)
+        if initial_weights is not None:
+            load_pretrained(net, initial_weights, recipe.model, spec.pretrained)
+        net = net.to(device)
+        if data.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    ctx = MethodContext(
+        num_classes=dataset.num_classes, num_train=len(noisy.labels), epochs=recipe.epochs,
+        noise_kind=noise_spec.kind, noise_rate=noisy.nominal_rate, device=device,
+        seed=derive_seed("method-seed", spec.hash), build_network=build_network,
+    )
+    method = get_method(spec.method)(hparams, ctx).to(device)
+    return TrialSetup(spec, recipe, dataset, noisy, data, method)

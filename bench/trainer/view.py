@@ -1,0 +1,90 @@
+"""What the trainer offers a method's epoch hooks: the whole training set embedded or predicted,
+the noisy labels, the validation accuracy, a fresh optimiser, whole-set selections scored."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from noisybench.bench.trainer.device import autocast_for
+from noisybench.bench.trainer.evaluate import EVAL_BATCH, predict_logits, stream_outputs
+from noisybench.bench.trainer.meter import selection_scores
+from noisybench.bench.trainer.optim import build_optimizer
+from noisybench.core.seeding import derive_seed
+from noisybench.methods.base import TrainerView
+
+if TYPE_CHECKING:
+    from noisybench.bench.trainer.loop import Trainer
+
+
+class TrainerViewImpl(TrainerView):
+    """The trainer as the epoch hooks of a phase-based method see it (methods/base.py: TrainerView)."""
+
+    def __init__(self, trainer: "Trainer"):
+        self._t = trainer
+
+    @property
+    def noisy_labels(self) -> Tensor:
+        return self._t.data.noisy
+
+    @property
+    def train_index(self) -> Tensor:
+        """Indices of the samples trained on (the noisy validation split excluded)."""
+        return self._t.data.train_idx
+
+    def predict_train(self, augment: bool = False) -> Tensor:
+        data, method = self._t.data, self._t.method
+        was_training = method.training
+        method.eval()
+        try:
+            if data.train_stream is not None:
+                stream = data.train_stream.replace(augment=augment)
+                seed = derive_seed(self._t.spec.hash, "hook-augment", self._t.epoch)
+                return stream_outputs(lambda x: (method.predict(x),), data, stream, seed)[0]
+            if not augment:
+                return predict_logits(method.predict, data, data.images)
+            g = self._t.generator("hook-augment", self._t.epoch)
+            outs = []
+            with torch.inference_mode():
+                for start in range(0, data.images.shape[0], EVAL_BATCH):
+                    idx = torch.arange(start, min(start + EVAL_BATCH, data.images.shape[0]), device=data.device)
+                    with autocast_for(data.device):
+                        outs.append(method.predict(data.train_input(idx, g)).float())
+            return torch.cat(outs)
+        finally:
+            method.train(was_training)
+
+    def embed_train(self) -> tuple[Tensor, Tensor]:
+        data, method = self._t.data, self._t.method
+        network = method.networks()[0]
+        was_training = method.training
+        method.eval()
+        feats, logits = [], []
+        try:
+            if data.train_stream is not None:  # central crops, as the in-memory path embeds unaugmented
+                logits, features = stream_outputs(lambda x: network(x, return_features=True), data,
+                                                  data.train_stream.replace(augment=False))
+                return features, logits
+            with torch.inference_mode():
+                for start in range(0, data.images.shape[0], EVAL_BATCH):
+                    with autocast_for(data.device):
+                        lg, ft = network(data.to_input(data.images[start:start + EVAL_BATCH]), return_features=True)
+                    logits.append(lg.float())
+                    feats.append(ft.float())
+        finally:
+            method.train(was_training)
+        return torch.cat(feats), torch.cat(logits)
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
+        self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters())
+
+    def validation_accuracy(self) -> dict[str, float]:
+        return dict(self._t.validation)
+
+    def report_selection(self, name: str, mask: Tensor) -> None:
+        data = self._t.data
+        weight = mask.detach().float()[data.train_idx]
+        is_clean = data.is_clean[data.train_idx]
+        self._t.hook_metrics.update(selection_scores(name, weight, is_clean, data.has_clean))

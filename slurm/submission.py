@@ -1,0 +1,115 @@
+"""Submitting a sweep's trials through submitit, and the submission records it leaves."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import submitit
+
+from noisybench.core.errors import BenchError
+from noisybench.core.layout import SUBMISSION_DIR
+from noisybench.core.spec import TrialSpec
+from noisybench.results.store import atomic_write_json
+from noisybench.slurm.job import TrialBatch, TrialFunction
+from noisybench.slurm.options import (
+    DEFAULT_LOCAL_WORKERS_ON_CPU,
+    LOCAL_NO_LIMIT_MIN,
+    LaunchOptions,
+)
+
+
+def chunk_trials(specs: list[TrialSpec], options: LaunchOptions, workers: int) -> list[list[TrialSpec]]:
+    """slurm: consecutive groups of --trials-per-job (same method and noise, other seeds: similar
+    lengths); local: one round-robin share per worker process."""
+    if options.launcher == "slurm":
+        k = options.trials_per_job
+        return [specs[i:i + k] for i in range(0, len(specs), k)]
+    n = min(workers, len(specs))
+    return [specs[i::n] for i in range(n)]
+
+def local_gpu_ids(device: str | None) -> list[int]:
+    """GPUs to pin local workers to (one each, round robin); none on a CPU run or when a
+    specific cuda:N was asked for (the worker then sees every GPU)."""
+    if device not in (None, "auto", "cuda"):
+        return []
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, trial_fn: TrialFunction,
+           trial_kwargs: dict) -> dict:
+    """Submit the trials, write the submission record and return it."""
+    root = Path(results_root).resolve()
+    submission = uuid.uuid4().hex[:12]
+    folder = Path(options.folder).expanduser().resolve() if options.folder else root / SUBMISSION_DIR
+    gpu_ids = local_gpu_ids(trial_kwargs.get("device")) if options.launcher == "local" else []
+    workers = options.workers or len(gpu_ids) or DEFAULT_LOCAL_WORKERS_ON_CPU
+    chunks = chunk_trials(specs, options, workers)
+    batch = TrialBatch(str(root), submission, trial_fn, trial_kwargs)
+    arguments = [[spec.to_json() for spec in chunk] for chunk in chunks]
+    try:
+        if options.launcher == "slurm":
+            executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_requeues)
+            executor.update_parameters(**options.slurm_parameters())
+            jobs = executor.map_array(batch, arguments)
+        else:
+            # No %j here: submitit's local controller would create a directory literally named "%j".
+            executor = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
+            executor.update_parameters(timeout_min=options.time_min or LOCAL_NO_LIMIT_MIN)
+            jobs = []
+            for i, argument in enumerate(arguments):
+                if gpu_ids:
+                    executor.update_parameters(gpus_per_node=1, visible_gpus=(gpu_ids[i % len(gpu_ids)],))
+                jobs.append(executor.submit(batch, argument))
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError,
+            subprocess.CalledProcessError, OSError) as exc:
+        message = " ".join(str(exc).split())[:400]
+        raise BenchError(f"--launcher {options.launcher}: submission failed: {message}; check --partition, "
+                         "--time, --mem and --slurm values against the cluster (sinfo, scontrol show partition)") from None
+    submitted_at = time.time()
+    head = jobs[0].job_id.split("_")[0]
+    record = {
+        "submission": submission,
+        "launcher": options.launcher,
+        "job": head,
+        "submitted_at": submitted_at,
+        "host": socket.gethostname(),
+        "log_folder": str(folder),
+        "parameters": options.slurm_parameters() if options.launcher == "slurm" else
+        {"workers": len(chunks), "gpus": gpu_ids},
+        "tasks": [
+            {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
+             "trials": [{"dir": s.dirname, "label": s.label()} for s in chunk]}
+            for job, chunk in zip(jobs, chunks)
+        ],
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(submitted_at))
+    path = root / SUBMISSION_DIR / "submissions" / f"{stamp}_{options.launcher}_{head}_{submission}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+    return record
+
+def load_submissions(results_root) -> list[dict]:
+    """Every submission record under <results>/.submitit, oldest first."""
+    folder = Path(results_root) / SUBMISSION_DIR / "submissions"
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue  # a record cut by a crash names no job we could follow
+    return sorted(records, key=lambda r: r.get("submitted_at", 0.0))
+
+def describe_submission(record: dict) -> str:
+    tasks = record["tasks"]
+    trials = sum(len(t["trials"]) for t in tasks)
+    if record["launcher"] == "slurm":
+        kind = f"SLURM job array {record['job']}" if "_" in tasks[0]["job_id"] else f"SLURM job {record['job']}"
+        return f"{kind}: {trials} trial{'s' * (trials != 1)} in {len(tasks)} task{'s' * (len(tasks) != 1)}"
+    pids = ",".join(t["job_id"] for t in tasks)
+    return (f"{len(tasks)} local worker process{'es' * (len(tasks) != 1)} (pid {pids}): "
+            f"{trials} trial{'s' * (trials != 1)}")
