@@ -19,4 +19,4 @@ slurm/start_cluster.sh
 # then leaves that link alone).
 export SLURM_CONF=${NOISYBENCH_SLURM_DIR:-/tmp/noisybench-slurm}/etc/slurm.conf
 # A cluster that does not answer must fail CI, not skip the tests.
-NOISYBENCH_REQUIRE_SLURM=1 "$PYTHON" -m pytest -m slurm -q -rs -p no:cacheprovider --durations=5 "$@"
+NOISYBENCH_REQUIRE_SLURM=1 "$PYTHON" -P -m pytest -m slurm -q -rs -p no:cacheprovider --durations=5 "$@"
