@@ -60,6 +60,23 @@ def sweep_request(args):
                         download=args.download, pretrained=args.pretrained)
 
 
+def check_results_path(results: str, must_exist: bool = False) -> Path:
+    """Refuse a --results that is, or lies under, something other than a directory, before any
+    trial is written (mkdir would fail there with a traceback halfway through the sweep)."""
+    path = Path(results).expanduser()
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == path else f"lies under {place}, which is a file"
+            fix = "the results directory of a `bench run`" if must_exist else "a directory (new or existing)"
+            raise BenchError(f"--results {results} {where}, not a directory; point --results at {fix}, "
+                             f"e.g. --results runs")
+        if place.exists():
+            break
+    if must_exist and not path.is_dir():
+        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
+    return path
+
+
 def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch") -> int:
     from noisybench.results.aggregate import load_trials, summarize
     from noisybench.results.tables import render
@@ -80,6 +97,10 @@ def cmd_run(args) -> int:
     from noisybench.bench.sweep import build_specs, parse_feature_epochs
 
     options = slurm_commands.launch_options(args)
+    check_results_path(args.results)
+    if args.checkpoint_every < 1:
+        raise BenchError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1 (epochs between "
+                         f"checkpoints), e.g. --checkpoint-every 1")
     if args.trials_per_gpu < 1:
         raise BenchError(f"--trials-per-gpu {args.trials_per_gpu}: must be at least 1")
     if args.trials_per_gpu > 1 and options.launcher != "inline":
@@ -100,8 +121,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_table(args) -> int:
-    if not Path(args.results).is_dir():
-        raise BenchError(f"--results {args.results}: no such directory; run `bench run` first or point at a results dir")
+    check_results_path(args.results, must_exist=True)
     from noisybench.results.aggregate import load_trials
 
     if args.compare_paper and args.format == "csv":
@@ -124,6 +144,9 @@ def cmd_noise(args) -> int:
     import noisybench.datasets as datasets
     import noisybench.noise as noise
 
+    if args.seed < 0:
+        # The labels would be hashed from it all the same, but no trial (--seeds: 0, 1, ...) ever has it.
+        raise BenchError(f"--seed {args.seed}: seeds are non-negative; give a trial's seed, e.g. --seed 0")
     spec = noise.parse_noise(args.noise)
     dataset = datasets.load(args.dataset, args.data_root)
     noise.check_noise_for_dataset(spec, dataset, data_root=args.data_root)

@@ -17,17 +17,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from noisybench.bench.checks import (
+    check_label_files,
+    check_stored_recipes,
+    finish_held,
+    pending_trials,
+    set_aside_damaged,
+)
 from noisybench.bench.packing import process_devices, run_trials_packed
-from noisybench.bench.sweep import check_stored_recipes, pending_trials
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.trial import run_trial
+from noisybench.core.layout import HELD
 from noisybench.core.spec import TrialSpec
 from noisybench.results.store import TrialStore
 from noisybench.results.summary import format_progress
+from noisybench.slurm.job import TrialFunction
 from noisybench.slurm.launcher import launch_trials
 from noisybench.slurm.options import LaunchOptions
 
-TrialFunction = Callable[..., dict]  # (spec, results_root, **trial_kwargs) -> summary
 Counts = dict[str, int]
 
 
@@ -60,12 +67,21 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
     started = time.perf_counter()
-    for i, spec in enumerate(todo, 1):
-        summary = trial_fn(spec, results_root, device=torch_device, data_root=data_root,
-                           show_progress=show_progress, checkpoint_every=checkpoint_every,
-                           feature_epochs=feature_epochs)
+    kwargs = dict(device=torch_device, data_root=data_root, show_progress=show_progress,
+                  checkpoint_every=checkpoint_every, feature_epochs=feature_epochs)
+    held, finished = [], 0
+    for spec in todo:
+        summary = trial_fn(spec, results_root, **kwargs)
+        if summary.get("state") == HELD:
+            held.append(spec)
+            continue
+        finished += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(i, len(todo), spec, summary))
+        echo(format_progress(finished, len(todo), spec, summary))
+    for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
+        finished += 1
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(finished, len(todo), spec, summary))
     if todo:
         echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
              f"({counts['failed']} failed) on {torch_device}")
@@ -88,9 +104,20 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
     finished = run_trials_packed(todo, results_root, trial_fn, trials_per_gpu=trials_per_gpu, device=torch_device,
                                  data_root=data_root, checkpoint_every=checkpoint_every,
                                  feature_epochs=feature_epochs)
-    for i, (spec, summary) in enumerate(finished, 1):
+    held, done_here = [], 0
+    for spec, summary in finished:
+        if summary.get("state") == HELD:
+            held.append(spec)
+            continue
+        done_here += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(i, len(todo), spec, summary))
+        echo(format_progress(done_here, len(todo), spec, summary))
+    kwargs = dict(device=torch_device, data_root=data_root, checkpoint_every=checkpoint_every,
+                  feature_epochs=feature_epochs)
+    for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
+        done_here += 1
+        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        echo(format_progress(done_here, len(todo), spec, summary))
     if todo:
         devices = process_devices(torch_device)
         echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
@@ -120,8 +147,12 @@ LAUNCHERS: dict[str, Callable[[list[TrialSpec], object, TrialFunction, Launch], 
 }
 
 
-def run_sweep(specs: list[TrialSpec], results_root, launch: Launch, trial_fn: TrialFunction = run_trial) -> Counts | None:
+def run_sweep(specs: list[TrialSpec], results_root, launch: Launch,
+              trial_fn: TrialFunction = run_trial) -> Counts | None:
     """Check what every launcher needs checked, then run ``specs`` with the launcher ``launch`` names."""
     resolve_device(launch.trial_kwargs.get("device"))  # this machine: a bad --device stops here, not in each worker
-    check_stored_recipes(specs, TrialStore(results_root))
+    store = TrialStore(results_root)
+    check_stored_recipes(specs, store)
+    check_label_files(specs, store)
+    set_aside_damaged(specs, results_root, launch.echo)
     return LAUNCHERS[launch.launcher](specs, results_root, trial_fn, launch)

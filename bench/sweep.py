@@ -1,4 +1,4 @@
-"""From the command line's lists to validated TrialSpecs, and what every launcher checks first.
+"""From the command line's lists to validated TrialSpecs.
 
 Everything a sweep could trip over (an unknown method, a malformed noise spec, a noise
 type the dataset cannot take, a missing data root, a bad --hp) is checked here, before
@@ -7,11 +7,10 @@ any trial directory is written.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import noisybench.datasets as datasets
 import noisybench.noise as noise
@@ -21,7 +20,6 @@ from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
-from noisybench.results.store import DONE, INCOMPLETE, TrialStore
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -66,7 +64,11 @@ def parse_feature_epochs(text: str | None, specs: list[TrialSpec]) -> tuple[int,
 
 
 def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str, dict[str, str]]:
-    """``--hp lend.k=8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per-method dicts."""
+    """``--hp lend.k=8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per-method dicts.
+
+    Two different values for one METHOD.NAME are refused: the last one silently winning would
+    train (and name in the trial hash) a value the user may not have meant; an exact repeat is harmless.
+    """
     result: dict[str, dict[str, str]] = {}
     for chunk in assignments or []:
         for item in filter(None, (s.strip() for s in chunk.split(","))):
@@ -76,7 +78,12 @@ def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str,
             method, name, value = match.groups()
             if method not in methods:
                 raise BenchError(f"--hp {item}: method {method!r} is not in --methods ({','.join(methods)})")
-            result.setdefault(method, {})[name] = value.strip()
+            given = result.setdefault(method, {})
+            earlier = given.get(name)
+            if earlier is not None and earlier != value.strip():
+                raise BenchError(f"--hp {method}.{name} is given twice, ={earlier} and ={value.strip()}; "
+                                 f"keep only the one you mean")
+            given[name] = value.strip()
     return result
 
 
@@ -110,14 +117,20 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     for name in methods:
         get_method(name)
     hp = parse_hp(req.hp, methods)
-    for name in methods:
-        build_hparams(name, hp.get(name))  # type-checks every override now, not mid-sweep
+    # Type-checks every override now, not mid-sweep.
+    hparams = {name: build_hparams(name, hp.get(name)) for name in methods}
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
     # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
     dataset = datasets.load(req.dataset, req.data_root, download=req.download)
     for spec in noise_specs:
         noise.check_noise_for_dataset(spec, dataset, data_root=req.data_root)
+        rate = noise.nominal_rate(spec, dataset)  # what the trial's MethodContext will hold
+        for name in methods:
+            try:
+                get_method(name).check_sweep(hparams[name], spec.kind, rate)
+            except BenchError as exc:
+                raise BenchError(f"--noise {spec.text}: {exc}") from None
     # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
     pretrained = str(Path(req.pretrained).expanduser().resolve()) if req.pretrained else None
     models_checked = set()
@@ -140,47 +153,3 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
                   pretrained=pretrained)
         for m, n, s in itertools.product(methods, noise_specs, seeds)
     ]
-
-
-def recipe_changes(stored: dict, current: dict) -> list[str]:
-    """'field: old -> new' for every recipe field that differs (JSON forms: tuples are lists)."""
-    old, new = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
-    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
-
-
-def check_stored_recipes(specs: list[TrialSpec], store: TrialStore) -> None:
-    """Refuse to skip or resume a trial that was trained with another recipe than its spec
-    resolves to now (a protocol changed between noisybench versions): the directory name hashes
-    the spec, not the recipe, so such a trial would be counted beside new ones as if it were alike."""
-    stale = []
-    for spec in specs:
-        trial = store.trial(spec)
-        if trial.state not in (DONE, INCOMPLETE) or not trial.spec_file.exists():
-            continue
-        stored = trial.read_spec().get("recipe")
-        current = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
-                                 batch_size=spec.batch_size).to_json()
-        if stored is not None and recipe_changes(stored, current):
-            stale.append((trial, recipe_changes(stored, current)))
-    if stale:
-        trial, changes = stale[0]
-        more = f" (and {len(stale) - 1} more trial(s) like it)" if len(stale) > 1 else ""
-        raise BenchError(
-            f"{trial.path} was trained with another recipe than protocol {specs[0].protocol} gives now "
-            f"({'; '.join(changes[:3])}){more}: its numbers would not compare with new trials; move such "
-            f"trials out of {store.root} or use another --results")
-
-
-def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
-                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[TrialSpec], int]:
-    """The trials not yet done, and how many were skipped (said once, for every launcher)."""
-    store = TrialStore(results_root)
-    check_stored_recipes(specs, store)
-    todo = [s for s in specs if store.state(s) != DONE]
-    skipped = len(specs) - len(todo)
-    if skipped:
-        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
-        if feature_epochs:
-            # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
-            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
-    return todo, skipped

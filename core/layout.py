@@ -23,3 +23,5 @@ FEATURE_SNAPSHOT_NAME = "features_e{epoch}.npz"
 SUBMISSION_DIR = ".submitit"
 
 DONE, FAILED, INCOMPLETE, MISSING = "done", "failed", "incomplete", "missing"
+# What the trial function returns for a trial another live process holds (it left the trial alone).
+HELD = "held"

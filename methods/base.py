@@ -147,6 +147,16 @@ class Method(nn.Module):
         """
         return {}
 
+    # --- before the sweep starts -------------------------------------------------
+    @classmethod
+    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
+        """Raise a one-line BenchError if these hparams cannot train under this noise.
+
+        Called by the sweep for every (method, noise) before any trial directory is written,
+        with what ``MethodContext`` will hold (``noise_kind``, ``noise_rate``): an error the
+        constructor would raise from those alone belongs here, not in a failed trial.
+        """
+
     # --- phase-based methods (Me-Momentum's rounds, self-learning's passes) ------
     @classmethod
     def validation_fraction(cls, hparams) -> float:

@@ -85,6 +85,10 @@ class CoTeaching(Method):
         def validate(self) -> None:
             check_schedule_hparams("coteaching", self)
 
+    @classmethod
+    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
+        resolve_forget_rate("coteaching", hparams.forget_rate, nominal_noise_rate)
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         # Different initialisations (ctx seeds network i separately), as the two CNN() calls

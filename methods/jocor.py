@@ -88,16 +88,24 @@ class JoCoR(Method):
             if not 0.0 <= self.co_lambda <= 1.0:
                 raise BenchError(f"--hp jocor.co_lambda={self.co_lambda}: must lie in [0, 1]")
 
+    @staticmethod
+    def forget_rate_for(hparams, noise_kind: str, noise_rate: float | None) -> float:
+        """τ, as algorithm/jocor.py derives it: the noise rate, halved under asym noise."""
+        if hparams.forget_rate is None and noise_rate is not None and noise_kind == "asym":
+            noise_rate = noise_rate / 2
+        return resolve_forget_rate("jocor", hparams.forget_rate, noise_rate)
+
+    @classmethod
+    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
+        cls.forget_rate_for(hparams, noise_kind, nominal_noise_rate)
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         # Two differently initialised nets; the reference already uses one Adam over both
         # nets' parameters, which is what the trainer's single optimiser does.
         self.net1 = ctx.build_network(0)
         self.net2 = ctx.build_network(1)
-        noise_rate = ctx.noise_rate
-        if hparams.forget_rate is None and noise_rate is not None and ctx.noise_kind == "asym":
-            noise_rate = noise_rate / 2
-        self.forget_rate = resolve_forget_rate("jocor", hparams.forget_rate, noise_rate)
+        self.forget_rate = self.forget_rate_for(hparams, ctx.noise_kind, ctx.noise_rate)
         # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
         self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
 

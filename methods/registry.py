@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -59,10 +60,15 @@ def _convert(text: str, annotation: Any, where: str) -> Any:
         if base == "int":
             return int(text)
         if base == "float":
-            return float(text)
+            value = float(text)
+            # nan slips through every `lo <= x` check in validate(), and inf overflows the step.
+            if not math.isfinite(value):
+                raise ValueError(text)
+            return value
         return text
     except ValueError:
-        raise BenchError(f"--hp {where}={text}: expected a {base}{' or none' if optional else ''}") from None
+        kind = "finite float" if base == "float" else base
+        raise BenchError(f"--hp {where}={text}: expected a {kind}{' or none' if optional else ''}") from None
 
 
 def build_hparams(name: str, overrides: dict[str, str] | None = None):

@@ -74,8 +74,8 @@ def resolve_forget_rate(method: str, forget_rate: float | None, noise_rate: floa
     if forget_rate is None:
         if noise_rate is None:
             raise BenchError(
-                f"{method} needs a forget rate and this noise setting has no known noise rate; "
-                f"give one with --hp {method}.forget_rate=R (e.g. R=0.2)"
+                f"{method} needs a forget rate and this noise has no known noise rate; give one with "
+                f"--hp {method}.forget_rate=R, e.g. --hp {method}.forget_rate=0.2"
             )
         forget_rate = noise_rate
     if not 0.0 <= forget_rate < 1.0:

@@ -97,6 +97,10 @@ class SIGUA(Method):
             if self.sigua_rate is not None and not 0.0 <= self.sigua_rate <= 1.0:
                 raise BenchError(f"--hp sigua.sigua_rate={self.sigua_rate}: must lie in [0, 1]")
 
+    @classmethod
+    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
+        resolve_forget_rate("sigua", hparams.forget_rate, nominal_noise_rate)
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)

@@ -10,10 +10,9 @@ Conventions (shared/noise.md): symmetric noise follows the transition-matrix con
 only on (dataset name, canonical spec, seed).  Importing the package registers every kind.
 """
 from noisybench.noise import kinds as _kinds  # noqa: F401  (registers the built-in kinds)
-from noisybench.noise.apply import NoisyLabels, apply_noise, check_noise_for_dataset
+from noisybench.noise.apply import NoisyLabels, apply_noise, check_noise_for_dataset, nominal_rate
 from noisybench.noise.files import load_label_file, save_labels
-from noisybench.noise.registry import Sampled, register_kind
-from noisybench.noise.registry import noise_kinds
+from noisybench.noise.registry import Sampled, noise_kinds, register_kind
 from noisybench.noise.report import format_noise_report
 from noisybench.noise.spec import NoiseSpec, parse_noise
 from noisybench.noise.transition import (
@@ -32,6 +31,7 @@ __all__ = [
     "format_noise_report",
     "load_label_file",
     "noise_kinds",
+    "nominal_rate",
     "pair_transition",
     "parse_noise",
     "register_kind",

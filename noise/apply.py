@@ -71,6 +71,12 @@ class NoisyLabels:
         }
 
 
+def nominal_rate(spec: NoiseSpec, dataset: "Dataset") -> float | None:
+    """The rate a method may assume under ``spec`` (R for sym/pair/asym/inst, the published rate
+    of a human label set, a dataset's own estimate; None for a label file), known before sampling."""
+    return get_kind(spec.kind).nominal_rate(spec, dataset)
+
+
 def _data_root(data_root: str | os.PathLike | None) -> Path:
     from noisybench.datasets.registry import resolve_data_root  # the same rule the dataset loaders use
 
@@ -132,5 +138,5 @@ def apply_noise(
         transition=sampled.transition,
         empirical=empirical,
         realised_rate=rate,
-        nominal_rate=sampled.nominal_rate,
+        nominal_rate=nominal_rate(spec, dataset),
     )

@@ -36,17 +36,17 @@ def _clean_labels(dataset: "Dataset") -> np.ndarray:
     return np.asarray(dataset.train_labels, dtype=np.int64)
 
 
-def _from_transition(transition: np.ndarray, dataset: "Dataset", rng: np.random.Generator, rate: float) -> Sampled:
+def _from_transition(transition: np.ndarray, dataset: "Dataset", rng: np.random.Generator) -> Sampled:
     labels = sample_from_transition(_clean_labels(dataset), transition, rng)
-    return Sampled(labels=labels, transition=transition, nominal_rate=rate)
+    return Sampled(labels=labels, transition=transition)
 
 
-@register_kind("clean", takes=TAKES_NOTHING, syntax="clean", description="the clean training labels (no noise)")
+@register_kind("clean", takes=TAKES_NOTHING, syntax="clean", description="the clean training labels (no noise)",
+               nominal_rate=lambda spec, dataset: 0.0)
 def sample_clean(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     return Sampled(
         labels=_clean_labels(dataset).copy(),
         transition=identity_transition(dataset.num_classes),
-        nominal_rate=0.0,
     )
 
 
@@ -58,7 +58,7 @@ def sample_clean(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator
 )
 def sample_symmetric(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     rate = float(spec.rate)  # type: ignore[arg-type]
-    return _from_transition(symmetric_transition(dataset.num_classes, rate), dataset, rng, rate)
+    return _from_transition(symmetric_transition(dataset.num_classes, rate), dataset, rng)
 
 
 @register_kind(
@@ -69,7 +69,7 @@ def sample_symmetric(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Gener
 )
 def sample_pair(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     rate = float(spec.rate)  # type: ignore[arg-type]
-    return _from_transition(pair_transition(dataset.num_classes, rate), dataset, rng, rate)
+    return _from_transition(pair_transition(dataset.num_classes, rate), dataset, rng)
 
 
 def check_asymmetric(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
@@ -90,7 +90,7 @@ def check_asymmetric(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> 
 def sample_asymmetric(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     rate = float(spec.rate)  # type: ignore[arg-type]
     transition = asymmetric_transition(dataset.num_classes, rate, dataset.asym_map or {})
-    return _from_transition(transition, dataset, rng, rate)
+    return _from_transition(transition, dataset, rng)
 
 
 def check_instance(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
@@ -112,7 +112,7 @@ def check_instance(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> No
 def sample_instance(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     rate = float(spec.rate)  # type: ignore[arg-type]
     labels = part_dependent_labels(dataset.train_images, _clean_labels(dataset), dataset.num_classes, rate, rng)
-    return Sampled(labels=labels, transition=None, nominal_rate=rate)
+    return Sampled(labels=labels, transition=None)
 
 
 def _human_label_set(spec: "NoiseSpec"):
@@ -126,7 +126,7 @@ def check_human(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
 def sample_human(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
     label_set = _human_label_set(spec)
     labels = human_labels(label_set, dataset, data_root)
-    return Sampled(labels=labels, transition=None, nominal_rate=label_set.published_rate)
+    return Sampled(labels=labels, transition=None)
 
 
 # Human labels are checked against clean_label by human_labels itself, with a message
@@ -139,6 +139,7 @@ register_kind(
     description="CIFAR-10N human labels, 9%-40% noise (Wei et al. 2022); dataset cifar10 only",
     needs_clean_labels=False,
     check=check_human,
+    nominal_rate=lambda spec, dataset: _human_label_set(spec).published_rate,
 )(sample_human)
 register_kind(
     "cifar100n",
@@ -148,6 +149,7 @@ register_kind(
     description="CIFAR-100N human labels, 40.2% noise (Wei et al. 2022); dataset cifar100 only",
     needs_clean_labels=False,
     check=check_human,
+    nominal_rate=lambda spec, dataset: _human_label_set(spec).published_rate,
 )(sample_human)
 
 
@@ -162,9 +164,10 @@ def check_real(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
     description="the dataset's own noisy labels (Animal-10N, Clothing1M, Food-101N ...)",
     needs_clean_labels=False,
     check=check_real,
+    nominal_rate=lambda spec, dataset: dataset.own_noise_rate,
 )
 def sample_real(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
-    return Sampled(labels=own_noisy_labels(dataset), transition=None, nominal_rate=dataset.own_noise_rate)
+    return Sampled(labels=own_noisy_labels(dataset), transition=None)
 
 
 def check_file(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
@@ -178,6 +181,7 @@ def check_file(spec: "NoiseSpec", dataset: "Dataset", data_root: Path) -> None:
     description="labels from an int64 .npy file, one per training sample in training order",
     needs_clean_labels=False,
     check=check_file,
+    nominal_rate=lambda spec, dataset: None,  # a label file says nothing of its rate
 )
 def sample_file(spec: "NoiseSpec", dataset: "Dataset", rng: np.random.Generator, data_root: Path) -> Sampled:
-    return Sampled(labels=load_label_file(spec.arg, dataset), transition=None, nominal_rate=None)  # type: ignore[arg-type]
+    return Sampled(labels=load_label_file(spec.arg, dataset), transition=None)  # type: ignore[arg-type]

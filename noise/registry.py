@@ -35,16 +35,21 @@ class Sampled:
 
     ``transition`` is the designed C x C matrix the labels were drawn from, or ``None``
     when the noise has no single matrix (instance-dependent, human, loaded from a file).
-    ``nominal_rate`` is the rate a method may assume (Co-teaching's forget rate).
+    (The rate a method may assume is the kind's ``nominal_rate``, known before sampling.)
     """
 
     labels: np.ndarray
     transition: np.ndarray | None
-    nominal_rate: float | None
 
 
 Sampler = Callable[["NoiseSpec", "Dataset", np.random.Generator, "Path | None"], Sampled]
 Checker = Callable[["NoiseSpec", "Dataset", "Path | None"], None]
+NominalRate = Callable[["NoiseSpec", "Dataset"], "float | None"]
+
+
+def spec_rate(spec: "NoiseSpec", dataset: "Dataset") -> float | None:
+    """The nominal rate of a rate kind: its R."""
+    return None if spec.rate is None else float(spec.rate)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class NoiseKind:
     variants: tuple[str, ...] = ()
     needs_clean_labels: bool = True
     check: Checker | None = None
+    nominal_rate: NominalRate = spec_rate
 
 
 _KINDS: dict[str, NoiseKind] = {}
@@ -80,12 +86,15 @@ def register_kind(
     variants: tuple[str, ...] = (),
     needs_clean_labels: bool = True,
     check: Checker | None = None,
+    nominal_rate: NominalRate | None = None,
 ):
     """Decorator: register ``sample(spec, dataset, rng, data_root) -> Sampled`` as kind ``name``."""
     if takes not in _ARGUMENT_SHAPES:
         raise ValueError(f"noise kind {name!r}: takes={takes!r} is not one of {_ARGUMENT_SHAPES}")
     if (takes == TAKES_VARIANT) != bool(variants):
         raise ValueError(f"noise kind {name!r}: variants are given exactly when takes={TAKES_VARIANT!r}")
+    if nominal_rate is None and takes != TAKES_RATE:
+        raise ValueError(f"noise kind {name!r}: say its nominal_rate (None where no rate is known)")
 
     def decorate(sample: Sampler) -> Sampler:
         if name in _KINDS:
@@ -99,6 +108,7 @@ def register_kind(
             variants=tuple(variants),
             needs_clean_labels=needs_clean_labels,
             check=check,
+            nominal_rate=nominal_rate or spec_rate,
         )
         return sample
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from noisybench.results.store import DONE, TrialStore
+from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
+from noisybench.results.store import DONE, DamagedTrial, TrialStore
 from noisybench.results.summary import best_and_last
 
 GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
@@ -35,48 +37,59 @@ def protocol_label(spec: dict) -> str:
     return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")
 
 
-def load_trials(root, states: tuple[str, ...] = (DONE,)) -> pd.DataFrame:
-    """One row per trial: identity columns, state, Best / Last (fractions) and extras."""
+def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
+    spec = record["spec"]
+    numbers = best_and_last(metrics)
+    row = {
+        "dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
+        "method": method_label(spec), "seed": spec["seed"], "state": state,
+        "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(path),
+        "realised_noise": (record.get("noise") or {}).get("realised_rate"),
+    }
+    if metrics:
+        row["best_epoch"] = numbers["best_epoch"]
+        row["seconds"] = float(sum(m.get("seconds", 0.0) for m in metrics))
+        if "val_balanced_acc" in metrics[0]:
+            # Selected: test accuracy at the epoch of best noisy-validation accuracy
+            # (a model choice that needs no clean labels).
+            val = [m["val_balanced_acc"] for m in metrics]
+            row["selected"] = metrics[int(np.argmax(val))]["test_acc"]
+        if any("own_selected" in m for m in metrics):
+            # Own: the test accuracy of the last model the method's own rule adopted (Me-Momentum's
+            # best-validation model, its paper's number); NaN when the rule adopted none.
+            adopted = [m["test_acc"] for m in metrics if m.get("own_selected")]
+            row["own"] = adopted[-1] if adopted else math.nan
+    return row
+
+
+def load_trials(root, states: tuple[str, ...] = (DONE,), echo: Callable[[str], None] = warn) -> pd.DataFrame:
+    """One row per trial: identity columns, state, Best / Last (fractions) and extras.
+
+    A finished trial is counted only when it passes results/integrity.py's checks; one that does
+    not -- and any trial whose spec.json cannot be read -- is named through ``echo`` and left out."""
     rows = []
     for trial in TrialStore(root).trials():
-        state = trial.state
-        if state not in states:
-            continue
-        record = trial.read_spec()
-        spec = record["spec"]
-        metrics = trial.read_metrics() if state == DONE else []
-        numbers = best_and_last(metrics)
-        row = {
-            "dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
-            "method": method_label(spec), "seed": spec["seed"], "state": state,
-            "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(trial.path),
-            "realised_noise": (record.get("noise") or {}).get("realised_rate"),
-        }
-        if metrics:
-            row["best_epoch"] = numbers["best_epoch"]
-            row["seconds"] = float(sum(m.get("seconds", 0.0) for m in metrics))
-            if "val_balanced_acc" in metrics[0]:
-                # Selected: test accuracy at the epoch of best noisy-validation accuracy
-                # (a model choice that needs no clean labels).
-                val = [m["val_balanced_acc"] for m in metrics]
-                row["selected"] = metrics[int(np.argmax(val))]["test_acc"]
-            if any("own_selected" in m for m in metrics):
-                # Own: the test accuracy of the last model the method's own rule adopted (Me-Momentum's
-                # best-validation model, its paper's number); NaN when the rule adopted none.
-                adopted = [m["test_acc"] for m in metrics if m.get("own_selected")]
-                row["own"] = adopted[-1] if adopted else math.nan
-        rows.append(row)
+        try:
+            state = trial.state
+            if state == DONE:
+                verified = verify_done(trial)
+                if DONE in states:
+                    rows.append(_trial_row(verified.record, DONE, verified.metrics, trial.path))
+            elif state in states:
+                rows.append(_trial_row(trial.read_spec(), state, [], trial.path))
+            elif trial.spec_file.exists():
+                trial.read_spec()
+        except DamagedTrial as err:
+            echo(excluded_line(str(err), root))
     return pd.DataFrame(rows)
 
 
-def load_epochs(root) -> pd.DataFrame:
-    """Every epoch line of every finished trial, with the trial's identity columns."""
+def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
+    """Every epoch line of every finished (and verified) trial, with the trial's identity columns."""
     frames = []
-    for trial in TrialStore(root).trials():
-        if trial.state != DONE:
-            continue
-        spec = trial.read_spec()["spec"]
-        frame = pd.DataFrame(trial.read_metrics())
+    for verified in verified_done_trials(root, echo):
+        spec = verified.record["spec"]
+        frame = pd.DataFrame(verified.metrics)
         for key, value in (("dataset", spec["dataset"]), ("protocol", protocol_label(spec)),
                            ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"])):
             frame[key] = value

@@ -17,7 +17,7 @@ import pandas as pd
 
 from noisybench.noise.report import class_noise
 from noisybench.results.aggregate import GROUP_KEYS, method_label, protocol_label
-from noisybench.results.store import DONE, TrialStore
+from noisybench.results.integrity import verified_done_trials
 from noisybench.results.summary import LAST_K
 from noisybench.results.tables import method_sort_key, noise_sort_key
 
@@ -28,15 +28,13 @@ def load_class_accuracy(root) -> pd.DataFrame:
     """One row per (finished trial, class): the setting, seed, class, ``last`` (mean over the
     last 10 epochs of the class's test accuracy), ``flip`` and ``outvoted`` (NaN / None when the
     dataset has no clean training labels).  Trials that did not record per-class accuracy are
-    left out."""
+    left out, and so are trials that fail results/integrity.py's checks (each named on stderr)."""
     rows = []
-    for trial in TrialStore(root).trials():
-        if trial.state != DONE:
-            continue
-        per_epoch = [m[PER_CLASS_METRIC] for m in trial.read_metrics() if PER_CLASS_METRIC in m]
+    for verified in verified_done_trials(root):
+        per_epoch = [m[PER_CLASS_METRIC] for m in verified.metrics if PER_CLASS_METRIC in m]
         if not per_epoch:
             continue
-        record = trial.read_spec()
+        record = verified.record
         spec = record["spec"]
         values = np.array([[math.nan if v is None else v for v in epoch] for epoch in per_epoch[-LAST_K:]])
         empirical = (record.get("noise") or {}).get("empirical")

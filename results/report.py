@@ -22,7 +22,7 @@ import pandas as pd
 
 from noisybench.core.errors import BenchError
 from noisybench.results.aggregate import load_epochs, load_trials, summarize
-from noisybench.results.store import DONE, FAILED, INCOMPLETE, TrialDir
+from noisybench.results.store import DONE, FAILED, INCOMPLETE, DamagedTrial, TrialDir
 from noisybench.results.tables import method_sort_key, noise_sort_key, render
 
 # LEND's per-epoch diagnostics (methods/lend.py: StepOutput.relabelled scored against the clean
@@ -74,7 +74,10 @@ def trial_counts_section(trials: pd.DataFrame) -> str:
     if not failed.empty:
         lines += ["", "Failed trials (traceback in each directory's failed.json):", ""]
         for r in failed.itertuples():
-            error = TrialDir(Path(r.path)).read_failed().get("error", "?")
+            try:
+                error = TrialDir(Path(r.path)).read_failed().get("error", "?")
+            except DamagedTrial as err:
+                error = f"(failed.json unreadable: {err})"
             lines.append(f"- `{Path(r.path).name}`: {error}")
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ checkpoint) or redone, and never counted in a table.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,16 +26,24 @@ from noisybench.core.layout import (
     SPEC_FILE,
 )
 from noisybench.core.spec import TrialSpec
+from noisybench.results.lease import LEASE_FILE, LOCK_FILE
+
+TMP_MARK = ".tmp"  # atomic_write_bytes' temporary files: .<name>.tmp<pid>
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file, fsync, rename: readers see the old file or the new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write to a temporary file, fsync, rename: readers see the old file or the new, never half.
+    The temporary file is removed on every failure (a full disk, a read-only directory)."""
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -46,6 +55,63 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# A checkpoint file is CHECKED_MAGIC, one line of JSON metadata (e.g. its epoch, for `bench
+# status`), the sha256 of that line and the payload (32 bytes), then the payload: a damaged
+# checkpoint (flipped bytes, a cut file) is recognised before torch ever unpickles it.
+CHECKED_MAGIC = b"noisybench-checked-v1\n"
+
+
+def write_checked(path: Path, payload: bytes, meta: dict | None = None) -> None:
+    line = (json.dumps(meta or {}, sort_keys=True) + "\n").encode()
+    atomic_write_bytes(path, CHECKED_MAGIC + line + hashlib.sha256(line + payload).digest() + payload)
+
+
+def _split_checked(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    if not data.startswith(CHECKED_MAGIC):
+        return None
+    end = data.find(b"\n", len(CHECKED_MAGIC))
+    if end < 0 or len(data) < end + 1 + 32:
+        return None
+    line, rest = data[len(CHECKED_MAGIC):end + 1], data[end + 1:]
+    return line, rest[:32], rest[32:]
+
+
+def read_checked(path: Path) -> bytes | None:
+    """The payload of a file written by :func:`write_checked`; None when it is missing, damaged or
+    not one of ours (an older noisybench's unchecked checkpoint cannot be verified either)."""
+    try:
+        parts = _split_checked(Path(path).read_bytes())
+    except OSError:
+        return None
+    if parts is None:
+        return None
+    line, digest, payload = parts
+    return payload if hashlib.sha256(line + payload).digest() == digest else None
+
+
+def read_checked_meta(path: Path) -> dict | None:
+    """The metadata line of a checked file, read without the (possibly large) payload and not verified."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(CHECKED_MAGIC) + 4096)
+        meta = json.loads(head[len(CHECKED_MAGIC):].split(b"\n", 1)[0]) if head.startswith(CHECKED_MAGIC) else None
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+class DamagedTrial(Exception):
+    """A trial directory whose files cannot be trusted; the message is one line naming the problem."""
+
+
 class TrialDir:
     """One trial's directory."""
 
@@ -55,6 +121,8 @@ class TrialDir:
     spec_file = property(lambda self: self.path / SPEC_FILE)
     metrics_file = property(lambda self: self.path / METRICS_FILE)
     checkpoint_file = property(lambda self: self.path / CHECKPOINT_FILE)
+    # The checkpoint before the last one: the last good state when the newest is damaged.
+    previous_checkpoint_file = property(lambda self: self.path / f"previous-{CHECKPOINT_FILE}")
     done_file = property(lambda self: self.path / DONE_FILE)
     failed_file = property(lambda self: self.path / FAILED_FILE)
 
@@ -68,8 +136,22 @@ class TrialDir:
             return INCOMPLETE
         return MISSING
 
+    def _read_json(self, path: Path) -> dict:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else "not valid JSON (cut short or damaged)"
+            raise DamagedTrial(f"{path}: {reason}") from None
+        if not isinstance(data, dict):
+            raise DamagedTrial(f"{path}: not a JSON object")
+        return data
+
     def read_spec(self) -> dict:
-        return json.loads(self.spec_file.read_text())
+        """spec.json, or DamagedTrial naming it in one line."""
+        record = self._read_json(self.spec_file)
+        if not isinstance(record.get("spec"), dict):
+            raise DamagedTrial(f"{self.spec_file}: has no \"spec\" record")
+        return record
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics_file.exists():
@@ -84,34 +166,91 @@ class TrialDir:
                     break  # a line cut by a crash ends the log
         return lines
 
+    def read_metrics_strict(self) -> list[dict]:
+        """Every metrics line, or DamagedTrial: a finished trial's log has no cut or garbage line."""
+        try:
+            text = self.metrics_file.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise DamagedTrial(f"{self.metrics_file}: {getattr(err, 'strerror', None) or 'unreadable'}") from None
+        lines = []
+        for number, raw in enumerate(text.splitlines(), 1):
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                raise DamagedTrial(f"{self.metrics_file}: line {number} is not JSON (cut short or damaged)") from None
+            if not isinstance(line, dict) or not isinstance(line.get("epoch"), int) or "test_acc" not in line:
+                raise DamagedTrial(f"{self.metrics_file}: line {number} is not an epoch's metrics")
+            lines.append(line)
+        return lines
+
     def read_done(self) -> dict:
-        return json.loads(self.done_file.read_text())
+        return self._read_json(self.done_file)
 
     def read_failed(self) -> dict:
-        return json.loads(self.failed_file.read_text())
+        return self._read_json(self.failed_file)
+
+    def remove_leftovers(self) -> None:
+        """Temporary files of writers that were killed mid-write (nothing else removes them)."""
+        if self.path.is_dir():
+            for path in self.path.iterdir():
+                if path.name.startswith(".") and TMP_MARK in path.name:
+                    path.unlink(missing_ok=True)
 
     # --- writing -------------------------------------------------------------------
     def start(self, spec_record: dict, fresh: bool) -> None:
-        """Create the directory (wiping it when ``fresh``) and write spec.json."""
+        """Create the directory (emptying it when ``fresh``) and write spec.json.  The lease files
+        stay: the caller holds the lease, and removing its lock file would let a second writer in."""
         if fresh and self.path.exists():
-            shutil.rmtree(self.path)
+            for path in self.path.iterdir():
+                if path.name in (LEASE_FILE, LOCK_FILE):
+                    continue
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
         self.failed_file.unlink(missing_ok=True)
         atomic_write_json(self.spec_file, spec_record)
 
-    def keep_metrics_through(self, last_epoch: int) -> list[dict]:
-        """Drop metric lines after ``last_epoch`` (written after the checkpoint a resume starts from)."""
-        kept = [m for m in self.read_metrics() if m["epoch"] <= last_epoch]
-        atomic_write_bytes(self.metrics_file, "".join(json.dumps(m) + "\n" for m in kept).encode())
-        return kept
+    def keep_metrics_through(self, last_epoch: int) -> bool:
+        """Keep exactly the metrics lines of epochs 1..``last_epoch`` (those before the checkpoint a
+        resume starts from).  False, with nothing kept, when they are not all there -- a gap or a
+        repeat means the log does not belong to that checkpoint, and the trial must restart."""
+        kept = [m for m in self.read_metrics() if m.get("epoch", 0) <= last_epoch]
+        whole = [m.get("epoch") for m in kept] == list(range(1, last_epoch + 1))
+        atomic_write_bytes(self.metrics_file, "".join(json.dumps(m) + "\n" for m in kept).encode() if whole else b"")
+        return whole
+
+    def save_checkpoint(self, payload: bytes, epoch: int) -> None:
+        """The newest checkpoint, checksummed; the one before it is kept as the last good state."""
+        if self.checkpoint_file.exists():
+            os.replace(self.checkpoint_file, self.previous_checkpoint_file)
+        write_checked(self.checkpoint_file, payload, {"epoch": epoch})
+
+    def checkpointed_epoch(self) -> int | None:
+        """The epoch the newest checkpoint says it holds (unverified: for display)."""
+        for path in self.checkpoints():
+            meta = read_checked_meta(path)
+            if meta and isinstance(meta.get("epoch"), int):
+                return meta["epoch"]
+        return None
+
+    def checkpoints(self) -> list[Path]:
+        """Checkpoint files, newest first."""
+        return [p for p in (self.checkpoint_file, self.previous_checkpoint_file) if p.exists()]
+
+    def drop_checkpoints(self) -> None:
+        for path in (self.checkpoint_file, self.previous_checkpoint_file):
+            path.unlink(missing_ok=True)
 
     def append_metrics(self, line: dict) -> None:
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(line) + "\n")
 
     def mark_done(self, summary: dict) -> None:
-        atomic_write_json(self.done_file, {**summary, "state": DONE, "finished_at": time.time()})
-        self.checkpoint_file.unlink(missing_ok=True)  # a finished trial needs no resume state
+        """done.json, certifying what it covers: the number of epochs and the sha256 of
+        metrics.jsonl and spec.json as they are now (results/integrity.py checks them)."""
+        certified = {"epochs": len(self.read_metrics_strict()), "metrics_sha256": file_sha256(self.metrics_file),
+                     "spec_sha256": file_sha256(self.spec_file)}
+        atomic_write_json(self.done_file, {**summary, **certified, "state": DONE, "finished_at": time.time()})
+        self.drop_checkpoints()  # a finished trial needs no resume state
 
     def mark_failed(self, error: str, traceback_text: str) -> None:
         atomic_write_json(
@@ -133,8 +272,11 @@ class TrialStore:
         return self.trial(spec).state
 
     def trials(self) -> Iterator[TrialDir]:
+        """Every trial directory: those with a spec.json, and those that lost it but still hold a
+        trial's files (so that readers can name them instead of silently not seeing them)."""
         if not self.root.is_dir():
             return
         for path in sorted(self.root.iterdir()):
-            if path.is_dir() and (path / SPEC_FILE).exists():
+            if path.is_dir() and not path.name.startswith(".") and any(
+                    (path / name).exists() for name in (SPEC_FILE, DONE_FILE, METRICS_FILE)):
                 yield TrialDir(path)

@@ -191,14 +191,15 @@ def _last_error_line(failed_file: Path) -> str:
     return lines[-1].strip() if lines else str(failure.get("error") or "(no error recorded)")
 
 
-def _epochs_line(trial_dir: Path) -> str:
-    """'epoch 3/20' from metrics.jsonl and the resolved recipe in spec.json."""
+def _epochs_line(trial_dir: Path, checkpointed: bool = False) -> str:
+    """'epoch 3/20': epochs in metrics.jsonl (a running trial) or in its newest checkpoint (what a
+    resume starts from), over the resolved recipe's epochs in spec.json."""
     import json
 
     from noisybench.results.store import TrialDir
 
     trial = TrialDir(trial_dir)
-    done = len(trial.read_metrics())
+    done = (trial.checkpointed_epoch() or 0) if checkpointed else len(trial.read_metrics())
     try:
         total = json.loads(trial.spec_file.read_text())["recipe"]["epochs"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -221,7 +222,7 @@ def _log_words(trial) -> str:
 
 def format_status(report) -> str:
     from noisybench.results.store import DONE, FAILED, INCOMPLETE
-    from noisybench.slurm.status import NOT_STARTED, RUNNING, format_counts
+    from noisybench.slurm.status import DAMAGED, NOT_STARTED, RUNNING, format_counts
 
     counts = report.counts()
     lines = [f"{report.root}: {len(report.trials)} trials: {format_counts(counts)}"]
@@ -239,8 +240,11 @@ def format_status(report) -> str:
         lines.append(f"  failed      {trial.label}: {_last_error_line(path)}\n      traceback: {path}"
                      + (f"\n      {_job_words(trial)}" if trial.job_id else "") + _log_words(trial))
     for trial in report.in_state(INCOMPLETE):
-        lines.append(f"  incomplete  {trial.label}: {_epochs_line(report.root / trial.dirname)} checkpointed, "
+        lines.append(f"  incomplete  {trial.label}: {_epochs_line(report.root / trial.dirname, True)} checkpointed, "
                      f"{_job_words(trial)}" + _log_words(trial))
+    for trial in report.in_state(DAMAGED):
+        lines.append(f"  damaged     {trial.label}: {trial.job_state}; not counted in any table "
+                     f"(bench verify --results {report.root} --repair moves it aside to be redone)")
     for trial in report.in_state(NOT_STARTED):
         lines.append(f"  not started {trial.label}: {_job_words(trial)}" + _log_words(trial))
     if counts[FAILED] + counts[INCOMPLETE] + counts[NOT_STARTED]:

@@ -14,8 +14,9 @@ from typing import Callable
 
 import submitit
 
-from noisybench.core.layout import DONE, FAILED, SUBMISSION_DIR
+from noisybench.core.layout import DONE, FAILED, HELD, SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
+from noisybench.results.lease import wait_while_held
 from noisybench.results.store import atomic_write_json
 from noisybench.results.summary import format_progress
 
@@ -52,7 +53,6 @@ class TrialBatch(submitit.helpers.Checkpointable):
     def __call__(self, spec_records: list[dict]) -> list[dict]:
         import torch
 
-
         threads = _requested_threads()
         if threads:
             # On a cluster that does not bind tasks to their CPUs, torch would use every core.
@@ -65,6 +65,13 @@ class TrialBatch(submitit.helpers.Checkpointable):
             progress.start(spec.dirname)
             print(f"noisybench: trial {spec.label()} -> {Path(self.results_root) / spec.dirname}", flush=True)
             summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
+            while summary.get("state") == HELD:
+                # Another process trains it (a rerun's worker, or one whose controller was killed):
+                # wait for it, then skip the trial it finished or take over the one it left.
+                print(f"noisybench: trial {spec.label()} is being trained by {summary['holder']}; waiting",
+                      flush=True)
+                wait_while_held(Path(self.results_root) / spec.dirname)
+                summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
             state = FAILED if summary.get("state") == FAILED else DONE
             progress.finish(spec.dirname, state)
             if state == FAILED:

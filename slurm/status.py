@@ -9,7 +9,9 @@ from pathlib import Path
 
 from noisybench.core.layout import DONE, FAILED, INCOMPLETE, SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
-from noisybench.results.store import TrialDir
+from noisybench.results.integrity import verify_done
+from noisybench.results.lease import live_holder
+from noisybench.results.store import DamagedTrial, TrialDir
 from noisybench.slurm.job import task_progress_file
 from noisybench.slurm.queue import (
     SLURM_RUNNING_STATES,
@@ -22,8 +24,10 @@ from noisybench.slurm.submission import load_submissions
 
 RUNNING, PENDING, NOT_STARTED = "running", "pending", "not started"
 # The order `bench status` and the progress line show the states in.
+# A trial that ended "done" but fails results/integrity.py's checks (never counted).
+DAMAGED = "damaged"
 # The order `bench status` and the progress line show the states in.
-STATES = (DONE, RUNNING, PENDING, FAILED, INCOMPLETE, NOT_STARTED)
+STATES = (DONE, RUNNING, PENDING, FAILED, INCOMPLETE, NOT_STARTED, DAMAGED)
 
 
 @dataclass
@@ -78,6 +82,8 @@ def collect_status(results_root, specs: list[TrialSpec] | None = None) -> Status
     latest: dict[str, tuple[dict, dict, str]] = {}  # dirname -> (submission, task, label)
     for record in submissions:
         for task in record.get("tasks", []):
+            if task.get("job_id") is None:  # recorded, but its submitter stopped before submitting it
+                continue
             for trial in task.get("trials", []):
                 latest[trial["dir"]] = (record, task, trial.get("label", trial["dir"]))
 
@@ -121,6 +127,14 @@ def collect_status(results_root, specs: list[TrialSpec] | None = None) -> Status
             status.stdout, status.stderr = task.get("stdout"), task.get("stderr")
         trials[name] = status
         if trial.done_file.exists():
+            try:
+                verify_done(trial)
+            except DamagedTrial as err:
+                status.state, status.job_state = DAMAGED, str(err)
+            continue
+        holder = live_holder(trial.path)
+        if holder is not None:  # the worker itself, alive: whatever its job or controller looks like
+            status.state, status.job_state = RUNNING, f"held by {holder.describe()}"
             continue
         job_state = live.get(status.job_id) if task is not None else None
         status.job_state = job_state
@@ -155,5 +169,5 @@ def add_final_job_states(report: StatusReport) -> None:
         t.job_state = final.get(t.job_id) or ("ended" if t.launcher == "local" else None)
 
 def format_counts(counts: dict[str, int]) -> str:
-    shown = [s for s in STATES if s != NOT_STARTED or counts.get(s)]
+    shown = [s for s in STATES if s not in (NOT_STARTED, DAMAGED) or counts.get(s)]
     return " | ".join(f"{s} {counts.get(s, 0)}" for s in shown)

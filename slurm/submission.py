@@ -51,46 +51,49 @@ def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, t
     chunks = chunk_trials(specs, options, workers)
     batch = TrialBatch(str(root), submission, trial_fn, trial_kwargs)
     arguments = [[spec.to_json() for spec in chunk] for chunk in chunks]
+    # The record is written before any worker can start and completed as each job is submitted, so
+    # that a submitter killed half-way still leaves a record of what it may have started.
+    record = {
+        "submission": submission,
+        "launcher": options.launcher,
+        "job": None,
+        "submitted_at": time.time(),
+        "host": socket.gethostname(),
+        "log_folder": str(folder),
+        "parameters": options.slurm_parameters() if options.launcher == "slurm" else
+        {"workers": len(chunks), "gpus": gpu_ids},
+        "tasks": [{"job_id": None, "stdout": None, "stderr": None,
+                   "trials": [{"dir": s.dirname, "label": s.label()} for s in chunk]} for chunk in chunks],
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(record["submitted_at"]))
+    path = root / SUBMISSION_DIR / "submissions" / f"{stamp}_{options.launcher}_{submission}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+
+    def submitted(task: dict, job) -> None:
+        task.update(job_id=job.job_id, stdout=str(job.paths.stdout), stderr=str(job.paths.stderr))
+        record["job"] = record["job"] or job.job_id.split("_")[0]
+        atomic_write_json(path, record)
+
     try:
         if options.launcher == "slurm":
             executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_requeues)
             executor.update_parameters(**options.slurm_parameters())
-            jobs = executor.map_array(batch, arguments)
+            for task, job in zip(record["tasks"], executor.map_array(batch, arguments)):
+                submitted(task, job)
         else:
             # No %j here: submitit's local controller would create a directory literally named "%j".
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
             executor.update_parameters(timeout_min=options.time_min or LOCAL_NO_LIMIT_MIN)
-            jobs = []
-            for i, argument in enumerate(arguments):
+            for i, (task, argument) in enumerate(zip(record["tasks"], arguments)):
                 if gpu_ids:
                     executor.update_parameters(gpus_per_node=1, visible_gpus=(gpu_ids[i % len(gpu_ids)],))
-                jobs.append(executor.submit(batch, argument))
+                submitted(task, executor.submit(batch, argument))
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError,
             subprocess.CalledProcessError, OSError) as exc:
         message = " ".join(str(exc).split())[:400]
         raise BenchError(f"--launcher {options.launcher}: submission failed: {message}; check --partition, "
                          "--time, --mem and --slurm values against the cluster (sinfo, scontrol show partition)") from None
-    submitted_at = time.time()
-    head = jobs[0].job_id.split("_")[0]
-    record = {
-        "submission": submission,
-        "launcher": options.launcher,
-        "job": head,
-        "submitted_at": submitted_at,
-        "host": socket.gethostname(),
-        "log_folder": str(folder),
-        "parameters": options.slurm_parameters() if options.launcher == "slurm" else
-        {"workers": len(chunks), "gpus": gpu_ids},
-        "tasks": [
-            {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
-             "trials": [{"dir": s.dirname, "label": s.label()} for s in chunk]}
-            for job, chunk in zip(jobs, chunks)
-        ],
-    }
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(submitted_at))
-    path = root / SUBMISSION_DIR / "submissions" / f"{stamp}_{options.launcher}_{head}_{submission}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, record)
     return record
 
 def load_submissions(results_root) -> list[dict]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 from noisybench.core.spec import TrialSpec
-from noisybench.results.store import TrialStore
+from noisybench.results.store import TrialDir, TrialStore
+from noisybench.results.summary import best_and_last
 
 
 def epoch_metrics(results, spec: TrialSpec) -> list[dict]:
@@ -18,3 +19,10 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def finish_trial(path) -> None:
+    """Mark a hand-written trial directory done as the trainer does: done.json certifies its epochs
+    and the sha256 of its metrics.jsonl and spec.json, which every reader checks before counting it."""
+    trial = TrialDir(path)
+    trial.mark_done(best_and_last(trial.read_metrics()))

@@ -19,6 +19,8 @@ from noisybench.noise.report import class_noise
 from noisybench.results.classes import load_class_accuracy
 from noisybench.results.store import TrialStore
 
+from helpers import finish_trial
+
 
 def test_class_noise_flip_rates_and_outvoted_classes_from_the_count_matrix():
     empirical = [[50, 30, 20],  # clean label keeps the majority
@@ -86,7 +88,7 @@ def write_store(root, with_per_class=True, empirical=EMPIRICAL):
                 if with_per_class:
                     line["test_acc_per_class"] = accuracy if epoch > 2 else [0.0, 0.0, 0.0]
                 f.write(json.dumps(line) + "\n")
-        (path / "done.json").write_text(json.dumps({"state": "done"}))
+        finish_trial(path)
 
 
 def test_bench_classes_tabulates_last_accuracy_per_class_and_splits_outvoted_classes(tmp_path, capsys):

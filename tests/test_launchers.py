@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import epoch_metrics, wait_until
+from helpers import epoch_metrics, finish_trial, wait_until
 
 from noisybench.bench.cli import main
 from noisybench.bench.trainer import run_trial
 from noisybench.core.layout import DONE, FAILED, INCOMPLETE
 from noisybench.core.spec import TrialSpec
-from noisybench.results.store import TrialStore
+from noisybench.results.store import TrialStore, write_checked
 from noisybench.slurm.commands import parse_mem
 from noisybench.slurm.job import TrialBatch, task_progress_file
 from noisybench.slurm.options import LaunchOptions
@@ -140,10 +140,10 @@ class Killed(BaseException):
 
 def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_epoch(inline_results, tmp_path,
                                                                                      monkeypatch):
-    import noisybench.bench.trainer.loop as train_module
+    import noisybench.results.store as store_module
     from noisybench.bench.trainer.trial import run_trial
 
-    real_write = train_module.atomic_write_bytes
+    real_write = store_module.atomic_write_bytes
     checkpoints = []
 
     def killed_while_writing_the_second_checkpoint(path, data):
@@ -153,7 +153,7 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
                 raise Killed()
         real_write(path, data)
 
-    monkeypatch.setattr(train_module, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
+    monkeypatch.setattr(store_module, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
     with pytest.raises(Killed):
         run_trial(spec(0), tmp_path, device="cpu")
     trial = TrialStore(tmp_path).trial(spec(0))
@@ -165,7 +165,12 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
     assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
-def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inline_results, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damaged, resumed_from", [
+    (("checkpoint.pt",), 1),  # the last good state: the checkpoint before it (epoch 1)
+    (("checkpoint.pt", "previous-checkpoint.pt"), 0),  # no good state left: from scratch
+])
+def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inline_results, tmp_path, monkeypatch,
+                                                                           damaged, resumed_from):
     from noisybench.bench.trainer.loop import Trainer
     from noisybench.bench.trainer.trial import run_trial
 
@@ -180,11 +185,12 @@ def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inlin
     with pytest.raises(Killed):
         run_trial(spec(0), tmp_path, device="cpu")
     monkeypatch.undo()
-    checkpoint = TrialStore(tmp_path).trial(spec(0)).checkpoint_file
-    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut by a crash
+    for name in damaged:
+        checkpoint = TrialStore(tmp_path).trial(spec(0)).path / name
+        checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut by a crash
 
     summary = run_trial(spec(0), tmp_path, device="cpu")
-    assert summary["resumed_from"] == 0
+    assert summary["resumed_from"] == resumed_from
     assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
@@ -198,7 +204,7 @@ def write_trial(root: Path, s: TrialSpec, epochs_run: int, state: str | None) ->
     (path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "test_acc": 0.5}) + "\n"
                                                 for e in range(epochs_run)))
     if state == DONE:
-        (path / "done.json").write_text(json.dumps({"best": 0.5, "last": 0.5, "best_epoch": 1, "seconds": 1.0}))
+        finish_trial(path)
     if state == FAILED:
         (path / "failed.json").write_text(json.dumps({
             "state": FAILED, "error": "ValueError: first line", "failed_at": time.time(),
@@ -224,7 +230,8 @@ def test_status_counts_states_and_shows_errors_and_logs(tmp_path, capsys):
     done, failed, incomplete, running, pending, never = (spec(seed) for seed in range(6))
     write_trial(root, done, 5, DONE)
     write_trial(root, failed, 2, FAILED)
-    write_trial(root, incomplete, 3, None)
+    write_trial(root, incomplete, 4, None)  # epoch 4's line written, its checkpoint not yet
+    write_checked(root / incomplete.dirname / "checkpoint.pt", b"state", {"epoch": 3})
     write_trial(root, running, 1, None)
     # A live "job": a process whose command line names submitit, as a local controller's does.
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "submitit"])

@@ -114,10 +114,11 @@ def test_a_new_kind_is_one_decorator_away(monkeypatch):
     monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
 
     @registry.register_kind(
-        "shift", takes=registry.TAKES_RATE, syntax="shift:R", description="every label -> label + 1 (test kind)"
+        "shift", takes=registry.TAKES_RATE, syntax="shift:R", description="every label -> label + 1 (test kind)",
+        nominal_rate=lambda spec, dataset: 1.0,
     )
     def sample_shift(spec, dataset, rng, data_root):
-        return registry.Sampled(labels=(dataset.train_labels + 1) % dataset.num_classes, transition=None, nominal_rate=1.0)
+        return registry.Sampled(labels=(dataset.train_labels + 1) % dataset.num_classes, transition=None)
 
     labels = np.arange(12, dtype=np.int64) % 3
     dataset = Dataset(
@@ -131,5 +132,5 @@ def test_a_new_kind_is_one_decorator_away(monkeypatch):
     assert parse_noise("shift:0.5").text == "shift:0.5"
     noisy = noise.apply_noise("shift:0.5", dataset, seed=0)
     np.testing.assert_array_equal(noisy.labels, (labels + 1) % 3)
-    assert noisy.realised_rate == 1.0
+    assert noisy.realised_rate == 1.0 and noisy.nominal_rate == 1.0
     assert "shift" in noise_kinds()

@@ -37,6 +37,8 @@ from noisybench.results.tables import (
     to_markdown,
 )
 
+from helpers import finish_trial
+
 RECIPE = {"model": "mlp", "optimizer": "adam", "lr": 0.0005, "batch_size": 64, "epochs": 12}
 
 
@@ -52,7 +54,7 @@ def write_trial(root, method, noise, seed, lines, state="done", protocol="quick"
         for line in lines:
             f.write(json.dumps(line) + "\n")
     if state == "done":
-        (path / "done.json").write_text(json.dumps({"state": "done"}))
+        finish_trial(path)
     elif state == "failed":
         (path / "failed.json").write_text(json.dumps({"state": "failed", "error": "RuntimeError: boom",
                                                       "traceback": ""}))

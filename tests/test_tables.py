@@ -11,6 +11,8 @@ from noisybench.core.spec import TrialSpec
 from noisybench.results.aggregate import load_trials, summarize
 from noisybench.results.tables import to_csv, to_latex, to_markdown
 
+from helpers import finish_trial
+
 
 def write_trial(root, method, noise, seed, accs, state="done", hparams=()):
     spec = TrialSpec(dataset="digits", method=method, noise=noise, seed=seed, protocol="quick", hparams=hparams)
@@ -21,7 +23,7 @@ def write_trial(root, method, noise, seed, accs, state="done", hparams=()):
         for epoch, acc in enumerate(accs, 1):
             f.write(json.dumps({"epoch": epoch, "test_acc": acc, "train_loss": 1.0, "seconds": 0.1}) + "\n")
     if state == "done":
-        (path / "done.json").write_text(json.dumps({"state": "done"}))
+        finish_trial(path)
     elif state == "failed":
         (path / "failed.json").write_text(json.dumps({"state": "failed", "error": "x", "traceback": ""}))
 

@@ -28,7 +28,7 @@ from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
 from noisybench.core.seeding import derive_seed
 from noisybench.methods.base import Batch, Method
-from noisybench.results.store import TrialDir, atomic_write_bytes
+from noisybench.results.store import TrialDir, read_checked
 
 
 class TrainingDiverged(RuntimeError):
@@ -139,19 +139,36 @@ class Trainer:
         return int(state["epoch"])
 
     def resume_point(self) -> int:
-        """Epochs already done according to the checkpoint (0 when starting afresh)."""
-        if self.trial is None or not self.trial.checkpoint_file.exists():
+        """Epochs already done according to the newest good checkpoint (0: start afresh).
+
+        A checkpoint is used only when its checksum holds, it belongs to this spec, and the
+        metrics log has every epoch up to it (the log is then cut back to it); otherwise the one
+        before it is tried, and failing both the trial restarts from scratch -- never from a
+        damaged state, and never with a gap or a repeat in its metrics."""
+        if self.trial is None:
             return 0
-        try:
-            state = torch.load(self.trial.checkpoint_file, map_location=self.data.device, weights_only=False)
-        except Exception:  # an unreadable checkpoint: start over rather than trust it
+        for path in self.trial.checkpoints():
+            payload = read_checked(path)
             state = None
-        if state is None or state.get("spec_hash") != self.spec.hash:
-            self.trial.keep_metrics_through(0)  # starting over: the old lines would repeat epochs
-            return 0
-        done_epochs = self.load_state_dict(state)
-        self.trial.keep_metrics_through(done_epochs)
-        return done_epochs
+            if payload is not None:
+                try:
+                    state = torch.load(io.BytesIO(payload), map_location=self.data.device, weights_only=False)
+                except Exception:  # noqa: BLE001 -- a checksum-valid file torch cannot read is damaged too
+                    state = None
+            if not isinstance(state, dict) or state.get("spec_hash") != self.spec.hash:
+                print(f"{self.spec.label()}: {path.name} is damaged or not this trial's; not loaded", flush=True)
+                continue
+            epoch = int(state["epoch"])
+            if not self.trial.keep_metrics_through(epoch):
+                print(f"{self.spec.label()}: metrics.jsonl lacks epochs up to {path.name}'s {epoch}; "
+                      "not resumed from it", flush=True)
+                continue
+            if path != self.trial.checkpoint_file:
+                print(f"{self.spec.label()}: resumed from the last good state, {path.name} (epoch {epoch})", flush=True)
+            return self.load_state_dict(state)
+        self.trial.keep_metrics_through(0)  # starting over: the old lines would repeat epochs
+        self.trial.drop_checkpoints()
+        return 0
 
     def run(self, start_epoch: int = 0) -> list[dict]:
         """Train epochs start_epoch+1 .. E (metrics lines are numbered from 1)."""
@@ -206,7 +223,7 @@ class Trainer:
                     if (epoch + 1) % self.checkpoint_every == 0 or last:
                         buffer = io.BytesIO()
                         torch.save(self.state_dict(epoch + 1), buffer)
-                        atomic_write_bytes(self.trial.checkpoint_file, buffer.getvalue())
+                        self.trial.save_checkpoint(buffer.getvalue(), epoch + 1)
                 lines.append(line)
                 if progress is not None:
                     progress.set_postfix(test_acc=f"{line['test_acc']:.3f}")

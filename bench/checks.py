@@ -1,0 +1,139 @@
+"""What every launcher checks before it runs a sweep's trials, so that nothing is skipped,
+resumed or counted that should not be: the recipe and label file each stored trial was trained
+with, finished trials that fail the store's integrity checks (moved aside and redone), and trials
+another process holds (named; the launchers wait for them).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Callable
+
+from noisybench.bench.protocols import resolve_recipe
+from noisybench.core.errors import BenchError
+from noisybench.core.layout import DONE, HELD, INCOMPLETE
+from noisybench.core.spec import TrialSpec
+from noisybench.results.integrity import move_aside, verify_done
+from noisybench.results.lease import live_holder, wait_while_held
+from noisybench.results.store import DamagedTrial, TrialStore
+from noisybench.slurm.job import TrialFunction
+
+
+def recipe_changes(stored: dict, current: dict) -> list[str]:
+    """'field: old -> new' for every recipe field that differs (JSON forms: tuples are lists)."""
+    old, new = json.loads(json.dumps(stored)), json.loads(json.dumps(current))
+    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+
+
+def stored_records(specs: list[TrialSpec], store: TrialStore) -> list[tuple[TrialSpec, dict]]:
+    """(spec, spec.json) of every done or incomplete trial whose record can be read (a damaged one
+    is dealt with by :func:`pending_trials`)."""
+    out = []
+    for spec in specs:
+        trial = store.trial(spec)
+        if trial.state in (DONE, INCOMPLETE) and trial.spec_file.exists():
+            try:
+                out.append((spec, trial.read_spec()))
+            except DamagedTrial:
+                pass
+    return out
+
+
+def check_stored_recipes(specs: list[TrialSpec], store: TrialStore) -> None:
+    """Refuse to skip or resume a trial that was trained with another recipe than its spec
+    resolves to now (a protocol changed between noisybench versions): the directory name hashes
+    the spec, not the recipe, so such a trial would be counted beside new ones as if it were alike."""
+    stale = []
+    for spec, record in stored_records(specs, store):
+        stored = record.get("recipe")
+        current = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
+                                 batch_size=spec.batch_size).to_json()
+        if stored is not None and recipe_changes(stored, current):
+            stale.append((store.trial(spec), recipe_changes(stored, current)))
+    if stale:
+        trial, changes = stale[0]
+        more = f" (and {len(stale) - 1} more trial(s) like it)" if len(stale) > 1 else ""
+        raise BenchError(
+            f"{trial.path} was trained with another recipe than protocol {specs[0].protocol} gives now "
+            f"({'; '.join(changes[:3])}){more}: its numbers would not compare with new trials; move such "
+            f"trials out of {store.root} or use another --results")
+
+
+def label_file_sha256(path) -> str | None:
+    """The labels_sha256 a `file:` label file gives now (noise.NoisyLabels' fingerprint)."""
+    import numpy as np
+
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i8").tobytes()).hexdigest()
+
+
+def check_label_files(specs: list[TrialSpec], store: TrialStore) -> None:
+    """Refuse to skip or resume a `file:` trial whose label file changed since it was trained: its
+    directory name holds the file's path, not its contents."""
+    for spec, record in stored_records(specs, store):
+        if not spec.noise.startswith("file:"):
+            continue
+        recorded = (record.get("noise") or {}).get("labels_sha256")
+        path = spec.noise.split(":", 1)[1]
+        if recorded is not None and label_file_sha256(path) != recorded:
+            raise BenchError(f"{path} is not the label file {store.trial(spec).path} was trained on (its labels' "
+                             "sha256 differs); restore that file, or move the trial out of the results directory "
+                             "to train it on the new labels")
+
+
+def set_aside_damaged(specs: list[TrialSpec], results_root, echo: Callable[[str], None]) -> None:
+    """Name each finished trial of ``specs`` that fails results/integrity.py's checks and move it
+    aside to <results>/.damaged/, so that it is trained again instead of skipped (or counted)."""
+    store = TrialStore(results_root)
+    for spec in specs:
+        trial = store.trial(spec)
+        if trial.state != DONE:
+            continue
+        try:
+            verify_done(trial)
+        except DamagedTrial as err:
+            if live_holder(trial.path) is None:
+                echo(f"{err}: moved aside to {move_aside(trial, results_root)}; it is trained again")
+
+
+def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
+                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[TrialSpec], int]:
+    """The trials not yet done, and how many were skipped (said once, for every launcher).
+
+    A finished trial is skipped only when it passes results/integrity.py's checks; a damaged one
+    is named, moved aside to <results>/.damaged/ and trained again.  Trials another process holds
+    are named too: the launchers wait for them."""
+    store = TrialStore(results_root)
+    check_stored_recipes(specs, store)
+    check_label_files(specs, store)
+    set_aside_damaged(specs, results_root, echo)
+    todo = [spec for spec in specs if store.state(spec) != DONE]
+    skipped = len(specs) - len(todo)
+    if skipped:
+        echo(f"{skipped} of {len(specs)} trials already done in {results_root}: skipped")
+        if feature_epochs:
+            # A finished trial is not rerun, so it keeps whatever feature snapshots it already has.
+            echo("  (--save-features applies only to the trials run now; skipped trials keep their snapshots)")
+    held = [(spec, holder) for spec in todo if (holder := live_holder(store.trial(spec).path)) is not None]
+    if held:
+        names = ", ".join(f"{spec.label()} ({holder.describe()})" for spec, holder in held[:3])
+        more = f" and {len(held) - 3} more" if len(held) > 3 else ""
+        echo(f"{len(held)} trials are being trained by another process: {names}{more}; the others run first, "
+             f"then these are waited for (bench status --results {results_root} shows them)")
+    return todo, skipped
+
+
+def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, trial_kwargs: dict):
+    """Wait for each trial another process holds; train it here if that process left it unfinished.
+    Yields (spec, summary) as each one ends."""
+    store = TrialStore(results_root)
+    for spec in held:
+        while True:
+            wait_while_held(store.trial(spec).path)
+            summary = trial_fn(spec, results_root, **trial_kwargs)
+            if summary.get("state") != HELD:
+                break
+        yield spec, summary

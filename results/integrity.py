@@ -1,0 +1,153 @@
+"""Checking a finished trial before it is counted, and the store as a whole (`bench verify`).
+
+A table averages whatever trials it is given, so every reader (`bench table`, `report`,
+`classes`, `plot`, `status`) counts only trials that pass :func:`verify_done`: spec.json and
+done.json readable, every metrics line whole, epochs 1..N with N what done.json certifies, and
+metrics.jsonl and spec.json byte for byte what done.json hashed when the trial finished.  Stores
+written before done.json carried hashes (noisybench 0.1.0) are checked by what their done.json
+does record: the number of epochs and the Best and Last it summarised, recomputed from the lines.
+
+A trial that fails is named in one line on stderr and left out of n -- never averaged.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from noisybench.core.layout import DONE, SUBMISSION_DIR
+from noisybench.results.lease import LEASE_FILE, LOCK_FILE, live_holder
+from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, file_sha256
+from noisybench.results.summary import best_and_last
+
+DAMAGED_DIR = ".damaged"  # where `bench verify --repair` (and `bench run`) move damaged trials
+
+
+@dataclass
+class VerifiedTrial:
+    trial: TrialDir
+    record: dict  # spec.json
+    done: dict
+    metrics: list[dict]
+
+
+def verify_done(trial: TrialDir) -> VerifiedTrial:
+    """The finished trial with its files, or DamagedTrial saying in one line what is wrong."""
+    record = trial.read_spec()
+    done = trial.read_done()
+    metrics = trial.read_metrics_strict()
+    epochs = [m["epoch"] for m in metrics]
+    if epochs != list(range(1, len(epochs) + 1)):
+        first_bad = next(i + 1 for i, e in enumerate(epochs) if e != i + 1)
+        raise DamagedTrial(f"{trial.metrics_file}: line {first_bad} is epoch {epochs[first_bad - 1]}, expected "
+                           f"{first_bad} (epochs repeated or missing)")
+    certified = done.get("epochs")
+    if certified != len(metrics):
+        raise DamagedTrial(f"{trial.metrics_file}: {len(metrics)} epochs, but done.json certifies {certified}")
+    if "metrics_sha256" in done:
+        if file_sha256(trial.metrics_file) != done["metrics_sha256"]:
+            raise DamagedTrial(f"{trial.metrics_file}: changed since the trial finished (sha256 differs from done.json)")
+        if file_sha256(trial.spec_file) != done.get("spec_sha256"):
+            raise DamagedTrial(f"{trial.spec_file}: changed since the trial finished (sha256 differs from done.json)")
+    else:  # noisybench 0.1.0's done.json: its own summary must follow from the lines
+        numbers = best_and_last(metrics)
+        for key in ("best", "last"):
+            if key in done and not math.isclose(numbers[key], float(done[key]), rel_tol=0, abs_tol=1e-12):
+                raise DamagedTrial(f"{trial.metrics_file}: its {key} {numbers[key]:.6f} is not done.json's "
+                                   f"{float(done[key]):.6f}")
+    return VerifiedTrial(trial, record, done, metrics)
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """One line on stderr, once per process (a command may read the store more than once)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"bench: warning: {message}", file=sys.stderr, flush=True)
+
+
+def excluded_line(problem: str, root) -> str:
+    return (f"{problem}; left out of every table (`bench verify --results {root} --repair` moves it aside "
+            "so that the next `bench run` redoes it)")
+
+
+def verified_done_trials(root, echo: Callable[[str], None] = warn) -> Iterator[VerifiedTrial]:
+    """Every finished trial of the store that passes :func:`verify_done`; each one that does not,
+    and each trial whose spec.json cannot be read, is named through ``echo`` in one line."""
+    for trial in TrialStore(root).trials():
+        try:
+            if trial.state != DONE:
+                if trial.spec_file.exists():
+                    trial.read_spec()  # an unfinished trial is not counted, but a damaged record is said
+                continue
+            yield verify_done(trial)
+        except DamagedTrial as err:
+            echo(excluded_line(str(err), root))
+
+
+@dataclass
+class StoreReport:
+    done: int = 0
+    unfinished: int = 0
+    damaged: list[tuple[TrialDir, str]] = None  # (trial, problem)
+    moved: list[tuple[TrialDir, Path]] = None
+
+    def __post_init__(self):
+        self.damaged = self.damaged or []
+        self.moved = self.moved or []
+
+
+def check_store(root, repair: bool = False) -> StoreReport:
+    """Verify every trial directory; with ``repair`` move each damaged one (not held by a live
+    process) into ``<root>/.damaged/`` so that the next run redoes it."""
+    report = StoreReport()
+    root = Path(root)
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if not path.is_dir() or path.name in (SUBMISSION_DIR, DAMAGED_DIR):
+            continue
+        trial = TrialDir(path)
+        try:
+            if not trial.spec_file.exists():
+                if trial.done_file.exists() or trial.metrics_file.exists():
+                    raise DamagedTrial(f"{trial.spec_file}: missing")
+                continue
+            if trial.state == DONE:
+                verify_done(trial)
+                report.done += 1
+            else:
+                trial.read_spec()
+                if trial.failed_file.exists():
+                    trial.read_failed()
+                report.unfinished += 1
+        except DamagedTrial as err:
+            report.damaged.append((trial, str(err)))
+            if repair and live_holder(path) is None:
+                report.moved.append((trial, move_aside(trial, root)))
+    return report
+
+
+def move_aside_contents(trial: TrialDir, root) -> Path:
+    """Move a damaged trial's files (not its lease, which the caller holds) into
+    <root>/.damaged/<name>.<time>, leaving the directory empty for a fresh start."""
+    target = Path(root) / DAMAGED_DIR / f"{trial.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in trial.path.iterdir():
+        if path.name not in (LEASE_FILE, LOCK_FILE):
+            shutil.move(str(path), str(target / path.name))
+    return target
+
+
+def move_aside(trial: TrialDir, root) -> Path:
+    """Move a damaged trial into <root>/.damaged/<name>.<time>: kept for a post-mortem, and out of
+    the way, so that the next run trains the trial afresh."""
+    target = Path(root) / DAMAGED_DIR / f"{trial.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(trial.path), str(target))
+    return target
