@@ -1,5 +1,5 @@
-"""Sub-commands for figures and reports: `bench plot curves`, `bench plot tsne`, `bench classes`,
-`bench report`.
+"""Sub-commands for figures, reports and the store: `bench plot curves`, `bench plot tsne`,
+`bench classes`, `bench report`, `bench verify`.
 
 Registered through bench.cli.COMMAND_MODULES.  Heavy imports (matplotlib, scikit-learn) happen
 inside the handlers, so `bench --help` and the other commands stay fast.
@@ -99,6 +99,26 @@ def cmd_classes(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    """Check every trial of a store; exit 1 when any is damaged (0 once --repair moved them all)."""
+    from noisybench.results.integrity import check_store
+
+    root = _results_dir(args.results)
+    report = check_store(root, repair=args.repair)
+    for trial, problem in report.damaged:
+        print(f"damaged  {trial.path.name}: {problem}")
+    for trial, target in report.moved:
+        print(f"moved    {trial.path.name} -> {target} (the next bench run trains it again)")
+    left = len(report.damaged) - len(report.moved)
+    print(f"{root}: {report.done} finished trials verified, {report.unfinished} unfinished, "
+          f"{len(report.damaged)} damaged" + (f", {len(report.moved)} moved aside" if report.moved else ""))
+    if left and args.repair:
+        print(f"{left} damaged trials are being trained by a live process and were left in place")
+    elif left:
+        print(f"bench verify --results {args.results} --repair moves them aside; the next bench run redoes them")
+    return 1 if left else 0
+
+
 def add_significance_argument(p) -> None:
     """``--test`` of `bench table` and `bench report`."""
     from noisybench.results.tables import SIGNIFICANCE_TESTS
@@ -138,6 +158,13 @@ def register_commands(subparsers) -> None:
     p.add_argument("--noise", default=None, help="comma-separated noise settings (default: all)")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     p.set_defaults(handler=cmd_classes)
+
+    p = subparsers.add_parser("verify", help="check every trial of a results directory (metrics, spec and "
+                                             "done.json against each other); --repair moves damaged ones aside")
+    p.add_argument("--results", default="runs", help="results directory (default: ./runs)")
+    p.add_argument("--repair", action="store_true",
+                   help="move each damaged trial to <results>/.damaged/ so that the next bench run trains it again")
+    p.set_defaults(handler=cmd_verify)
 
     p = subparsers.add_parser("report", help="one Markdown page: tables, figures, trial counts, protocols")
     p.add_argument("--results", default="runs")
