@@ -16,6 +16,7 @@ import noisybench.bench.speed.command as speed_commands
 import noisybench.datasets.commands as data_commands
 import noisybench.results.commands as results_commands
 import noisybench.slurm.commands as slurm_commands
+from noisybench.bench.trainer.arithmetic import add_arithmetic_arguments, arithmetic_options
 from noisybench.core.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
@@ -57,7 +58,8 @@ def sweep_request(args):
     return SweepRequest(methods=args.methods, noise=args.noise, seeds=args.seeds, dataset=args.dataset,
                         protocol=args.protocol, model=args.model, epochs=args.epochs,
                         batch_size=args.batch_size, hp=tuple(args.hp), data_root=args.data_root,
-                        download=args.download, pretrained=args.pretrained)
+                        download=args.download, pretrained=args.pretrained,
+                        precision=None if args.precision == "auto" else args.precision)
 
 
 def check_results_path(results: str, must_exist: bool = False) -> Path:
@@ -111,7 +113,7 @@ def cmd_run(args) -> int:
     # The same trial-function arguments for every launcher: every launcher runs the same function.
     launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, trial_kwargs=dict(
         device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
-        feature_epochs=feature_epochs))
+        feature_epochs=feature_epochs, **arithmetic_options(args)))
     counts = run_sweep(specs, args.results, launch)
     if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
         return 0
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train a sweep (methods x noise x seeds) and print its table")
     add_sweep_arguments(p)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    add_arithmetic_arguments(p)
     p.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                    help="run K trials at once on each GPU, one process each, when one trial cannot fill it "
                         "(on the CPU: K processes sharing its cores); `bench speed --pack 1,2,4,8` measures the gain")

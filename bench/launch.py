@@ -57,22 +57,24 @@ class Launch:
 
 def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction = run_trial, device=None,
                data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = ()) -> Counts:
+               feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
     """Run the trials not yet done, one after another, in this process.
 
     ``feature_epochs``: save the training set's penultimate features after these epochs
-    (``bench run --save-features``)."""
+    (``bench run --save-features``).  ``settings``: the trial function's arithmetic run settings
+    (memory_format, fused, autotune: bench/trainer/arithmetic.py)."""
     todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
     started = time.perf_counter()
     kwargs = dict(device=torch_device, data_root=data_root, show_progress=show_progress,
-                  checkpoint_every=checkpoint_every, feature_epochs=feature_epochs)
+                  checkpoint_every=checkpoint_every, feature_epochs=feature_epochs, **settings)
     held, finished = [], 0
     for spec in todo:
         summary = trial_fn(spec, results_root, **kwargs)
         if summary.get("state") == HELD:
+            echo(f"{spec.label()}: being trained by {summary['holder']}; waited for after the others")
             held.append(spec)
             continue
         finished += 1
@@ -90,7 +92,7 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
 
 def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, trial_fn: TrialFunction = run_trial,
                device=None, data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = ()) -> Counts:
+               feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
     """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
     many processes sharing its cores), each in its own process running the same trial function.
 
@@ -103,7 +105,7 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
     started = time.perf_counter()
     finished = run_trials_packed(todo, results_root, trial_fn, trials_per_gpu=trials_per_gpu, device=torch_device,
                                  data_root=data_root, checkpoint_every=checkpoint_every,
-                                 feature_epochs=feature_epochs)
+                                 feature_epochs=feature_epochs, **settings)
     held, done_here = [], 0
     for spec, summary in finished:
         if summary.get("state") == HELD:
@@ -113,7 +115,7 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
         echo(format_progress(done_here, len(todo), spec, summary))
     kwargs = dict(device=torch_device, data_root=data_root, checkpoint_every=checkpoint_every,
-                  feature_epochs=feature_epochs)
+                  feature_epochs=feature_epochs, **settings)
     for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
         done_here += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1

@@ -47,15 +47,15 @@ def _init_trial_worker(counter, devices: list[str], threads: int) -> None:
 
 
 def _run_trial_in_worker(job: tuple) -> tuple[TrialSpec, dict]:
-    trial_fn, spec, results_root, data_root, checkpoint_every, feature_epochs = job
+    trial_fn, spec, results_root, data_root, checkpoint_every, feature_epochs, settings = job
     summary = trial_fn(spec, results_root, device=_worker_device, data_root=data_root,
-                       checkpoint_every=checkpoint_every, feature_epochs=feature_epochs)
+                       checkpoint_every=checkpoint_every, feature_epochs=feature_epochs, **settings)
     return spec, summary
 
 
 def run_trials_packed(specs: list[TrialSpec], results_root, trial_fn: Callable[..., dict], *, trials_per_gpu: int,
                       device: torch.device, data_root=None, checkpoint_every: int = 1,
-                      feature_epochs: tuple[int, ...] = ()) -> Iterator[tuple[TrialSpec, dict]]:
+                      feature_epochs: tuple[int, ...] = (), **settings) -> Iterator[tuple[TrialSpec, dict]]:
     """Run ``trial_fn`` on ``specs`` with ``trials_per_gpu`` processes per device; yield (spec, summary)
     as each ends.  ``trial_fn`` reaches the processes pickled by reference (a module-level function).
 
@@ -67,7 +67,8 @@ def run_trials_packed(specs: list[TrialSpec], results_root, trial_fn: Callable[.
         return
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
-    jobs = [(trial_fn, spec, str(results_root), data_root, checkpoint_every, tuple(feature_epochs)) for spec in specs]
+    jobs = [(trial_fn, spec, str(results_root), data_root, checkpoint_every, tuple(feature_epochs), settings)
+            for spec in specs]
     with context.Pool(processes, initializer=_init_trial_worker,
                       initargs=(counter, devices, cpu_threads_per_process(processes))) as pool:
         yield from pool.imap_unordered(_run_trial_in_worker, jobs, chunksize=1)

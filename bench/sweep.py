@@ -101,6 +101,7 @@ class SweepRequest:
     data_root: str | None = None
     download: bool = False  # fetch a missing CIFAR/MNIST through torchvision first (needs internet)
     pretrained: str | None = None  # initial weights for every network (--pretrained PATH)
+    precision: str | None = None  # bf16 | fp32 (--precision); None: each device's default
 
 
 def build_specs(req: SweepRequest) -> list[TrialSpec]:
@@ -150,6 +151,6 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
                   epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(hp.get(m, {}).items())),
-                  pretrained=pretrained)
+                  pretrained=pretrained, precision=req.precision)
         for m, n, s in itertools.product(methods, noise_specs, seeds)
     ]

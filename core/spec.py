@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 # TrialSpec fields added after trials were first stored, with default None: to_json leaves
 # them out while they are None.  Append here when adding such a field.
-OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained",)
+OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained", "precision")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class TrialSpec:
     hparams: tuple[tuple[str, str], ...] = ()  # sorted (name, value-as-text) overrides
     # Fields added after the first trials were stored; listed in OMITTED_WHEN_DEFAULT.
     pretrained: str | None = None  # absolute path of the initial weights (--pretrained)
+    precision: str | None = None  # "bf16" | "fp32" (--precision); None: the device's default
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)

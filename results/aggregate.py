@@ -31,7 +31,7 @@ def method_label(spec: dict) -> str:
 
 def protocol_label(spec: dict) -> str:
     """The protocol's name, plus command-line changes to its recipe."""
-    changes = [f"{k}={spec[k]}" for k in ("model", "epochs", "batch_size") if spec.get(k) is not None]
+    changes = [f"{k}={spec[k]}" for k in ("model", "epochs", "batch_size", "precision") if spec.get(k) is not None]
     if spec.get("pretrained"):  # other initial weights are another recipe: never averaged together
         changes.append(f"pretrained={Path(spec['pretrained']).name}")
     return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")

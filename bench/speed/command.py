@@ -13,6 +13,7 @@ from noisybench.bench.speed.options import (
     parse_pack,
 )
 from noisybench.bench.speed.report import format_report
+from noisybench.bench.trainer.arithmetic import add_arithmetic_arguments, arithmetic_options
 
 
 def cmd_speed(args) -> int:
@@ -24,6 +25,7 @@ def cmd_speed(args) -> int:
         warmup=args.warmup, repeats=args.repeats, epoch=args.epoch, train_size=args.train_size,
         eval_images=args.eval_images, reference=not args.no_reference, reference_workers=args.reference_workers,
         pack=parse_pack(args.pack) if args.pack else (), compile=args.compile,
+        precision=None if args.precision == "auto" else args.precision, **arithmetic_options(args),
     )
     progress = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else None
     result = run_speed(options, progress)
@@ -39,6 +41,7 @@ def register_commands(subparsers) -> None:
                     "plain reference loop (DataLoader, per-sample crop+flip, fp32, .item() every step).")
     p.add_argument("--methods", default="standard", help="comma-separated methods to time (default standard)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    add_arithmetic_arguments(p)
     p.add_argument("--model", default=None, help="override the protocol's model (e.g. cnn on a CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
     p.add_argument("--protocol", default="lend-paper", help="the recipe timed (default lend-paper)")

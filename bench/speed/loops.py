@@ -25,8 +25,10 @@ class TrainerLoop:
         self.name = method
         self.device = device
         spec = TrialSpec(dataset=options.shape, method=method, noise=options.noise, seed=seed,
-                         protocol=options.protocol, model=options.model, batch_size=options.batch_size)
-        self.trainer = Trainer(setup_trial(spec, device, dataset=dataset))
+                         protocol=options.protocol, model=options.model, batch_size=options.batch_size,
+                         precision=options.precision)
+        self.trainer = Trainer(setup_trial(spec, device, dataset=dataset, memory_format=options.memory_format,
+                                           fused=options.fused, autotune=options.autotune))
         if options.compile:
             # In place (Module.compile): state_dict keys, hence checkpoints, stay as in eager mode.
             # Compiling happens in the warm-up steps and the first evaluation, both untimed.

@@ -39,6 +39,11 @@ class SpeedOptions:
     reference_workers: int = min(4, os.cpu_count() or 1)
     pack: tuple[int, ...] = ()
     compile: str | None = None  # a torch.compile mode for the trainer's networks; None: eager, as bench run
+    # The trainer's arithmetic (bench/trainer/arithmetic.py); None: the device's default.
+    precision: str | None = None
+    memory_format: str | None = None
+    fused: bool | None = None
+    autotune: bool | None = None
 
     def resolved(self, device: torch.device) -> "SpeedOptions":
         on_gpu = device.type == "cuda"

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.bench.protocols import Recipe, check_recipe_fits_dataset
+from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.device import single_threaded_on_cpu
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import derive_seed
@@ -33,9 +34,10 @@ class DeviceData:
     """Training and test sets as uint8 tensors on the device, with their labels."""
 
     def __init__(self, dataset, noisy_labels: np.ndarray, recipe: Recipe, device: torch.device,
-                 train_idx: np.ndarray, val_idx: np.ndarray):
+                 train_idx: np.ndarray, val_idx: np.ndarray, arithmetic: Arithmetic | None = None):
         check_recipe_fits_dataset(recipe, dataset)
         self.device = device
+        self.arithmetic = arithmetic or Arithmetic.resolve(device)
         self.augment = recipe.augment
         self.crop_padding = recipe.crop_padding
         # Streamed datasets (Clothing1M, Food-101N) leave `images` and `test_images` empty: their
@@ -72,7 +74,7 @@ class DeviceData:
         else:
             self.mean = torch.zeros(1, c, 1, 1, device=device)
             self.std = torch.ones(1, c, 1, 1, device=device)
-        self.channels_last = device.type == "cuda" and self.images.dim() == 4
+        self.channels_last = self.arithmetic.channels_last and self.images.dim() == 4
 
     @property
     def num_train(self) -> int:

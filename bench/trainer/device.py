@@ -1,7 +1,5 @@
-"""Which device a trial runs on, and the per-device settings of its arithmetic.
-
-bf16 autocast on CUDA and fp32 on the CPU; a batch's input preparation on one CPU thread.
-"""
+"""Which device a trial runs on, and a batch's input preparation on one CPU thread (the
+arithmetic settings are in arithmetic.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -43,9 +41,3 @@ def single_threaded_on_cpu(device: torch.device):
     finally:
         torch.set_num_threads(threads)
 
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (fp32 there)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

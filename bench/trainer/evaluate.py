@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from noisybench.bench.trainer.data import DeviceData
-from noisybench.bench.trainer.device import autocast_for
 from noisybench.methods.base import Method
 
 EVAL_BATCH = 1024
@@ -24,7 +23,7 @@ def predict_logits(fn: Callable[[Tensor], Tensor], data: DeviceData, images: Ten
     outs = []
     for start in range(0, n, batch):
         chunk = images[start:start + batch] if index is None else images[index[start:start + batch]]
-        with autocast_for(data.device):
+        with data.arithmetic.autocast(data.device):
             outs.append(fn(data.to_input(chunk)).float())
     return torch.cat(outs) if outs else torch.zeros(0, device=data.device)
 
@@ -40,7 +39,7 @@ def stream_outputs(fn: Callable[[Tensor], tuple[Tensor, ...]], data: DeviceData,
     whole = stream.replace(shuffle=False, epoch_size=None)
     outs: list[tuple[Tensor, ...]] = []
     for images, _ in whole.batches(epoch, seed, STREAM_EVAL_BATCH, data.device):
-        with autocast_for(data.device):
+        with data.arithmetic.autocast(data.device):
             outs.append(tuple(t.float() for t in fn(data.to_input(images))))
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
@@ -85,7 +84,7 @@ def evaluate_in_memory(method: Method, data: DeviceData, num_classes: int) -> di
     extra_logits: dict[str, list[Tensor]] = {}
     with torch.inference_mode():
         for start in range(0, data.test_images.shape[0], EVAL_BATCH):
-            with autocast_for(data.device):
+            with data.arithmetic.autocast(data.device):
                 for name, lg in method.predict_extra(data.to_input(data.test_images[start:start + EVAL_BATCH])).items():
                     extra_logits.setdefault(name, []).append(lg.float())
     for name, chunks in extra_logits.items():
@@ -106,7 +105,7 @@ def evaluate_stream(method: Method, data: DeviceData, num_classes: int) -> dict[
     class_hits = class_counts = torch.zeros(num_classes, device=data.device)
     for images, index in data.test_stream.batches(0, 0, STREAM_EVAL_BATCH, data.device):
         x, labels = data.to_input(images), data.test_labels[index]
-        with autocast_for(data.device):
+        with data.arithmetic.autocast(data.device):
             logits = {"test_acc": method.predict(x),
                       **{f"test_acc_{name}": lg for name, lg in method.predict_extra(x).items()}}
         for key, lg in logits.items():

@@ -17,7 +17,6 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from noisybench.bench.trainer.device import autocast_for
 from noisybench.bench.trainer.evaluate import evaluate_in_memory, evaluate_stream
 from noisybench.bench.trainer.meter import EpochMeter
 from noisybench.bench.trainer.optim import build_optimizer, lr_and_beta1, set_lr
@@ -44,8 +43,8 @@ class Trainer:
         self.show_progress = show_progress
         self.checkpoint_every = checkpoint_every
         self.feature_epochs = frozenset(feature_epochs)  # 1-based epochs after which to snapshot features
-        self.optimizer = build_optimizer(self.recipe, self.method.parameters())
-        if self.data.device.type == "cuda":
+        self.optimizer = build_optimizer(self.recipe, self.method.parameters(), self.data.arithmetic.fused)
+        if self.data.arithmetic.autotune:
             # Every step has the same shapes (the last batch of an epoch aside), so cuDNN's
             # autotuner picks each convolution's fastest kernel once.  GPU training is not
             # bitwise reproducible anyway (atomic adds in the backward), so nothing is lost.
@@ -112,7 +111,7 @@ class Trainer:
         augment_gen = self.generator("augment", epoch) if data.augment else None
         for batch in self.training_batches(epoch, augment_gen):
             index = batch.index
-            with autocast_for(data.device):
+            with data.arithmetic.autocast(data.device):
                 out = method.train_step(batch, epoch)
             self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()

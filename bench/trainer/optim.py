@@ -7,15 +7,23 @@ from noisybench.bench.protocols import Recipe
 from noisybench.core.errors import BenchError
 
 
-def build_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+def build_optimizer(recipe: Recipe, params, fused: bool = False) -> torch.optim.Optimizer:
+    """The recipe's optimiser; ``fused``: one kernel launch for all parameters (--fused)."""
     params = [p for p in params if p.requires_grad]
-    fused = all(p.is_cuda for p in params) and len(params) > 0
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
-                               nesterov=recipe.nesterov, fused=fused or None)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, betas=(recipe.momentum, 0.999),
-                                weight_decay=recipe.weight_decay, fused=fused or None)
+    fused = fused and len(params) > 0
+    try:
+        if recipe.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                                   nesterov=recipe.nesterov, fused=fused or None)
+        if recipe.optimizer == "adam":
+            return torch.optim.Adam(params, lr=recipe.lr, betas=(recipe.momentum, 0.999),
+                                    weight_decay=recipe.weight_decay, fused=fused or None)
+    except (TypeError, RuntimeError) as err:
+        if not fused:
+            raise
+        where = params[0].device.type
+        raise BenchError(f"--fused on: torch {torch.__version__} has no fused {recipe.optimizer} on {where} "
+                         f"({' '.join(str(err).split())[:100]}); use --fused off") from None
     raise BenchError(f"unknown optimizer {recipe.optimizer!r} in the protocol; use sgd or adam")
 
 

@@ -60,6 +60,7 @@ def spec_record(setup: TrialSetup) -> dict:
         **stream_and_weights_record(setup),
         "epoch_budget": setup.method.epoch_budget(setup.recipe.epochs),
         "device": str(setup.data.device),
+        "arithmetic": setup.data.arithmetic.to_json(),
         # On the CPU a sum split over another number of threads rounds differently: part of what
         # reproduces a trial (a resume pins it, bench/trainer/trial.py).
         "cpu_threads": torch.get_num_threads() if setup.data.device.type == "cpu" else None,

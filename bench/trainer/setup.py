@@ -9,6 +9,7 @@ from torch import nn
 import noisybench.datasets as datasets
 import noisybench.noise as noise
 from noisybench.bench.protocols import Recipe, resolve_recipe
+from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.data import DeviceData, split_validation
 from noisybench.core.seeding import derive_seed
 from noisybench.core.spec import TrialSpec
@@ -30,8 +31,11 @@ class TrialSetup:
     method: Method
 
 
-def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None) -> TrialSetup:
-    """Data, noisy labels, recipe and method of one trial, on ``device``.
+def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None,
+                memory_format: str | None = None, fused: bool | None = None,
+                autotune: bool | None = None) -> TrialSetup:
+    """Data, noisy labels, recipe and method of one trial, on ``device``, computing with the
+    spec's precision and the given run settings (each None: the device's default).
 
     ``dataset``: an in-memory Dataset to use instead of loading ``spec.dataset`` (`bench speed`
     times the real trial on synthetic data of a real dataset's shape this way).
@@ -48,7 +52,8 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
     train_idx, val_idx = split_validation(len(noisy.labels), val_fraction,
                                           (spec.dataset, spec.noise, spec.seed))
-    data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx)
+    arithmetic = Arithmetic.resolve(device, spec.precision, memory_format, fused, autotune)
+    data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx, arithmetic)
 
     # --pretrained: read once, copied into every network the method builds (fc stays fresh).
     initial_weights = read_state_dict(spec.pretrained) if spec.pretrained else None

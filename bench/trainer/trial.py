@@ -47,11 +47,14 @@ def stored_record(trial: TrialDir) -> dict | None:
 
 
 def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | None = None, data_root=None,
-              show_progress: bool = False, checkpoint_every: int = 1, feature_epochs: tuple[int, ...] = ()) -> dict:
+              show_progress: bool = False, checkpoint_every: int = 1, feature_epochs: tuple[int, ...] = (),
+              memory_format: str | None = None, fused: bool | None = None, autotune: bool | None = None) -> dict:
     """Run (or resume) one trial into the store and return its summary.
 
     ``feature_epochs``: 1-based epochs after whose evaluation the training set's penultimate
     features are saved (features_e{E}.npz); they are diagnostics and not part of the spec.
+    ``memory_format``, ``fused``, ``autotune``: run settings (bench/trainer/arithmetic.py; None:
+    the device's default), recorded in spec.json.
 
     A trial held by another live process is left alone: the summary's state is ``held`` and its
     ``holder`` says who.  A trial that raises is recorded as failed (failed.json with the
@@ -71,13 +74,14 @@ def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | Non
     try:
         return _run_held_trial(spec, trial, results_root, device=device, data_root=data_root,
                                show_progress=show_progress, checkpoint_every=checkpoint_every,
-                               feature_epochs=feature_epochs)
+                               feature_epochs=feature_epochs,
+                               settings=dict(memory_format=memory_format, fused=fused, autotune=autotune))
     finally:
         lease.release()
 
 
 def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, data_root, show_progress,
-                    checkpoint_every, feature_epochs) -> dict:
+                    checkpoint_every, feature_epochs, settings: dict) -> dict:
     trial.remove_leftovers()  # temporary files of a writer killed mid-write
     if trial.state == DONE:
         try:
@@ -99,7 +103,7 @@ def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, d
               f"(not this process's {torch.get_num_threads()})", flush=True)
     try:
         with cpu_threads(threads):
-            setup = setup_trial(spec, torch_device, data_root)
+            setup = setup_trial(spec, torch_device, data_root, **settings)
             if resumable and (old.get("noise") or {}).get("labels_sha256") not in (None, setup.noisy.labels_sha256):
                 raise BenchError(f"{trial.path} was started on other noisy labels than {spec.noise} gives now (a "
                                  "label file replaced?); move the trial out of the results directory to train it anew")

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from noisybench.bench.trainer.device import autocast_for
 from noisybench.bench.trainer.evaluate import EVAL_BATCH, predict_logits, stream_outputs
 from noisybench.bench.trainer.meter import selection_scores
 from noisybench.bench.trainer.optim import build_optimizer
@@ -49,7 +48,7 @@ class TrainerViewImpl(TrainerView):
             with torch.inference_mode():
                 for start in range(0, data.images.shape[0], EVAL_BATCH):
                     idx = torch.arange(start, min(start + EVAL_BATCH, data.images.shape[0]), device=data.device)
-                    with autocast_for(data.device):
+                    with data.arithmetic.autocast(data.device):
                         outs.append(method.predict(data.train_input(idx, g)).float())
             return torch.cat(outs)
         finally:
@@ -68,7 +67,7 @@ class TrainerViewImpl(TrainerView):
                 return features, logits
             with torch.inference_mode():
                 for start in range(0, data.images.shape[0], EVAL_BATCH):
-                    with autocast_for(data.device):
+                    with data.arithmetic.autocast(data.device):
                         lg, ft = network(data.to_input(data.images[start:start + EVAL_BATCH]), return_features=True)
                     logits.append(lg.float())
                     feats.append(ft.float())
@@ -78,7 +77,7 @@ class TrainerViewImpl(TrainerView):
 
     def reset_optimizer(self) -> None:
         """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
-        self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters())
+        self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters(), self._t.data.arithmetic.fused)
 
     def validation_accuracy(self) -> dict[str, float]:
         return dict(self._t.validation)
