@@ -96,7 +96,10 @@ def set_aside_damaged(specs: list[TrialSpec], results_root, echo: Callable[[str]
             verify_done(trial)
         except DamagedTrial as err:
             if live_holder(trial.path) is None:
-                echo(f"{err}: moved aside to {move_aside(trial, results_root)}; it is trained again")
+                try:
+                    echo(f"{err}: moved aside to {move_aside(trial, results_root)}; it is trained again")
+                except FileNotFoundError:
+                    pass  # another run of the same sweep moved it aside first
 
 
 def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],

@@ -39,26 +39,34 @@ HEARTBEAT_S = 15.0
 STALE_AFTER_S = 180.0
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (Linux); None where unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (Linux /proc), so that a reused pid is not mistaken
     for the holder; None where it cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None  # field 22, counted after the command name
 
 
 def pid_alive(pid: int, start_time: str | None) -> bool:
+    """Whether ``pid`` is a running process (a zombie -- killed, not yet reaped -- is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # alive, another user's
-    if start_time is not None:
-        now = process_start_time(pid)
-        if now is not None and now != start_time:
+    fields = _proc_stat(pid)
+    if fields is not None:
+        if fields[0] in ("Z", "X"):
+            return False
+        if start_time is not None and fields[19] != start_time:
             return False  # the pid was reused by a new process
     return True
 
@@ -136,6 +144,7 @@ class TrialLease:
         """Take the lease (True), or leave everything as it is and set ``holder`` (False)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        locked = False
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,8 +157,13 @@ class TrialLease:
                     os.close(fd)
                     raise
                 # No locks on this filesystem: the heartbeat alone decides.
+            else:
+                locked = True
         current = read_holder(self.dir)
-        if current is not None and current.is_alive():
+        # With the lock in hand, a holder on this host is certainly gone (its lock would still be
+        # held); one on another host may hold a lock this filesystem does not share with us.
+        same_host = current is not None and current.host == self.me.host
+        if current is not None and not (locked and same_host) and current.is_alive():
             # Held by a live process the lock cannot see (another host on a filesystem without
             # shared locks): respect its lease until its heartbeat goes stale.
             os.close(fd)

@@ -93,7 +93,8 @@ def collect_status(results_root, specs: list[TrialSpec] | None = None) -> Status
         names = {}
         if root.is_dir():
             for path in sorted(root.iterdir()):
-                if path.is_dir() and path.name != SUBMISSION_DIR and (path / "spec.json").exists():
+                if path.is_dir() and not path.name.startswith(".") and any(
+                        (path / name).exists() for name in ("spec.json", "done.json", "metrics.jsonl")):
                     names[path.name] = None
         for name, (_, _, label) in latest.items():
             names.setdefault(name, label)
