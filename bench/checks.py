@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Callable
 
 from noisybench.bench.protocols import resolve_recipe
@@ -139,4 +140,5 @@ def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, tr
             summary = trial_fn(spec, results_root, **trial_kwargs)
             if summary.get("state") != HELD:
                 break
+            time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
         yield spec, summary

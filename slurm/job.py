@@ -71,6 +71,7 @@ class TrialBatch(submitit.helpers.Checkpointable):
                 print(f"noisybench: trial {spec.label()} is being trained by {summary['holder']}; waiting",
                       flush=True)
                 wait_while_held(Path(self.results_root) / spec.dirname)
+                time.sleep(0.5)  # a holder that just died may keep its lock a moment longer
                 summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
             state = FAILED if summary.get("state") == FAILED else DONE
             progress.finish(spec.dirname, state)

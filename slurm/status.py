@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from noisybench.core.layout import DONE, FAILED, INCOMPLETE, SUBMISSION_DIR
+from noisybench.core.layout import DONE, FAILED, INCOMPLETE
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import verify_done
 from noisybench.results.lease import live_holder

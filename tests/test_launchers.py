@@ -95,7 +95,9 @@ def test_preempted_local_worker_is_requeued_and_resumes_from_its_checkpoint(inli
     controller = int(task["job_id"])
     trial = TrialStore(results).trial(spec(0))
 
-    wait_until(lambda: len(trial.read_metrics()) >= 1, 120, "the first epoch", 0.05)
+    # The first checkpoint, not just the first metrics line: a signal between the two (the worker
+    # is writing the checkpoint) leaves nothing to resume from, and the trial rightly restarts.
+    wait_until(lambda: (trial.checkpointed_epoch() or 0) >= 1, 120, "the first checkpoint", 0.05)
     assert collect_status(results).trials[spec(0).dirname].state == RUNNING
     # What SLURM sends before a time limit or a preemption: submitit checkpoints and requeues.
     for worker in _children(controller):
