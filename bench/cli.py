@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import noisybench.bench.speed.command as speed_commands
@@ -24,10 +25,39 @@ COMMAND_MODULES = (slurm_commands, data_commands, results_commands, speed_comman
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit 2), like every other input error."""
+    """argparse, but a usage error is one line (and exit 2), like every other input error; no
+    prefix matching (`--seed 3` must not quietly mean `--seeds 3`); every default in --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 -- argparse's API
-        raise BenchError(f"{message} (see `{self.prog} --help`)")
+        hint = ""
+        if message.startswith("unrecognized arguments") and not message.split(":", 1)[1].strip().startswith("-"):
+            hint = "; lists are comma-separated, e.g. --methods standard,gce --noise sym:0.4,pair:0.45"
+        raise BenchError(f"{message}{hint} (see `{self.prog} --help`)")
+
+
+class VersionAction(argparse.Action):
+    """--version, worked out only when asked (it may call git)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    """noisybench's version, and the git commit when it runs from a checkout."""
+    from noisybench.core import __version__
+    from noisybench.core.provenance import git_commit
+
+    commit = git_commit()
+    return f"noisybench {__version__}" + (f" (git {commit})" if commit else "")
 
 
 # --------------------------------------------------------------------------------------
@@ -35,7 +65,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="standard", help="comma-separated methods (bench list)")
     p.add_argument("--noise", default="sym:0.4", help="comma-separated noise specs, e.g. sym:0.4,pair:0.45")
     p.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or an inclusive range A-B")
-    p.add_argument("--dataset", default="digits")
+    p.add_argument("--dataset", default="digits",
+                   help="the dataset (bench list; digits is embedded, the others need --data-root)")
     p.add_argument("--protocol", default=None,
                    help="recipe (default: the dataset's own, see `bench list`; lend-paper on CIFAR)")
     p.add_argument("--model", default=None, help="override the protocol's model")
@@ -98,6 +129,7 @@ def cmd_run(args) -> int:
     from noisybench.bench.launch import Launch, run_sweep
     from noisybench.bench.sweep import build_specs, parse_feature_epochs
 
+    started = time.perf_counter()
     options = slurm_commands.launch_options(args)
     check_results_path(args.results)
     if args.checkpoint_every < 1:
@@ -119,6 +151,8 @@ def cmd_run(args) -> int:
         return 0
     print()
     print_table(args.results, "markdown", specs, test=args.test)
+    print(f"\nresults in {Path(args.results).resolve()} ({len(specs)} trials); the sweep took "
+          f"{time.perf_counter() - started:.1f} s; again with: bench table --results {args.results}")
     return 1 if any(n for state, n in counts.items() if state != "done") else 0
 
 
@@ -183,6 +217,7 @@ def cmd_list(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="bench", description="noisybench: compare learning-with-noisy-labels methods")
+    parser.add_argument("--version", action=VersionAction, help="print noisybench's version (and git commit) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 

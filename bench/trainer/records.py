@@ -10,6 +10,7 @@ import torch
 
 from noisybench.bench.trainer.data import DeviceData
 from noisybench.bench.trainer.setup import TrialSetup
+from noisybench.core.provenance import provenance
 from noisybench.methods.base import TrainerView
 from noisybench.results.store import atomic_write_bytes
 
@@ -65,4 +66,5 @@ def spec_record(setup: TrialSetup) -> dict:
         # reproduces a trial (a resume pins it, bench/trainer/trial.py).
         "cpu_threads": torch.get_num_threads() if setup.data.device.type == "cpu" else None,
         "torch": torch.__version__,
+        "noisybench": provenance(),
     }

@@ -1,0 +1,59 @@
+"""Command-line habits researchers bring from other tools: no prefix matching, defaults in --help,
+a --version, a hint for space-separated lists, a run that says where its results are, and
+spec.json records of what produced a trial."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from noisybench.bench.cli import main
+from noisybench.core import __version__
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+
+def run_cli(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_prefix_of_an_option_is_not_taken_for_it(capsys, tmp_path):
+    """`--seed 3` once ran seeds 0-2 as if it were `--seeds 3`."""
+    code, _, err = run_cli(["run", "--seed", "3", "--results", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "unrecognized arguments: --seed 3" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_space_separated_lists_get_a_hint(capsys, tmp_path):
+    code, _, err = run_cli(["run", "--methods", "standard", "gce", "--results", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "comma-separated" in err and "standard,gce" in err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for text in ("--seeds SEEDS", "(default: 1)", "(default: digits)", "(default: sym:0.4)", "--precision"):
+        assert text in " ".join(out.split()), text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"noisybench {__version__}")
+
+
+def test_a_run_names_its_results_and_records_what_produced_it(capsys, tmp_path):
+    results = tmp_path / "runs"
+    code, out, _ = run_cli(["run", "--epochs", "2", "--results", str(results), "--device", "cpu"], capsys)
+    assert code == 0
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"results in {results.resolve()} (1 trials); the sweep took ") and "bench table" in last
+    (record,) = [json.loads(p.read_text()) for p in results.glob("*/spec.json")]
+    assert record["noisybench"]["version"] == __version__ and "git_commit" in record["noisybench"]
+    assert record["cpu_threads"] == 1
+    assert record["arithmetic"] == {"precision": "fp32", "memory_format": "contiguous", "fused": False,
+                                    "autotune": False}
