@@ -236,13 +236,16 @@ class HostRead(AssertionError):
     pass
 
 
+@pytest.mark.parametrize("arithmetic", [{}, {"precision": "bf16", "memory_format": "channels_last", "fused": True}],
+                         ids=["cpu-default", "gpu-combination"])
 @pytest.mark.parametrize("epoch", [0, 20])
 @pytest.mark.parametrize("method", method_names())
-def test_a_training_step_never_reads_back_or_uploads(monkeypatch, method, epoch):
+def test_a_training_step_never_reads_back_or_uploads(monkeypatch, method, epoch, arithmetic):
     """On a GPU each of these is a blocking copy that drains the queue; on the CPU we catch the
     Python calls that would cause one (a boolean-mask index syncs too but is invisible here:
     `bench speed` on a GPU counts every sync per step).  One metrics read per epoch is the design."""
-    options = SpeedOptions(model="mlp", batch_size=16, steps=1, warmup=0, train_size=64, eval_images=8, epoch=epoch)
+    options = SpeedOptions(model="mlp", batch_size=16, steps=1, warmup=0, train_size=64, eval_images=8, epoch=epoch,
+                           **arithmetic)
     loop = TrainerLoop(method, options, synthetic_dataset(train_size=64, test_size=8), torch.device("cpu"))
     reads = []
 
