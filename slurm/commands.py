@@ -209,6 +209,8 @@ def _epochs_line(trial_dir: Path, checkpointed: bool = False) -> str:
 
 def _job_words(trial) -> str:
     if not trial.job_id:
+        if trial.job_state:  # e.g. "held by pid 123 on host": an inline run, or another process
+            return trial.job_state
         return "no job recorded (an inline run?)"
     kind = "SLURM job" if trial.launcher == "slurm" else "local job (pid)"
     return f"{kind} {trial.job_id}" + (f" {trial.job_state}" if trial.job_state else "")

@@ -341,3 +341,20 @@ def test_a_cpu_resume_runs_on_the_thread_count_it_started_with(tmp_path, monkeyp
         torch.set_num_threads(1)
     assert summary["resumed_from"] == 2 and seen == [1, 1]
     assert "resumed on 1 CPU threads" in capsys.readouterr().out
+
+
+def test_status_shows_a_trial_held_by_a_live_process_as_running(tmp_path, capsys):
+    trial = TrialStore(tmp_path).trial(spec())
+    trial.path.mkdir(parents=True)
+    trial.spec_file.write_text(json.dumps({"spec": spec().to_json(), "hash": spec().hash, "recipe": {"epochs": 3}}))
+    code = ("import sys, time; from noisybench.results.lease import TrialLease; "
+            "assert TrialLease(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(trial.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["status", "--results", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert "running 1" in out and f"held by pid {holder.pid}" in out
+    finally:
+        holder.kill()
+        holder.wait()
