@@ -142,3 +142,33 @@ def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, tr
                 break
             time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
         yield spec, summary
+
+
+def describe_trials(specs: list[TrialSpec], results_root) -> str:
+    """`bench run --dry-run`: each trial of the sweep and what the store holds of it, then the counts."""
+    store = TrialStore(results_root)
+    lines, counts = [], {}
+    for spec in specs:
+        trial = store.trial(spec)
+        holder = live_holder(trial.path)
+        if trial.state == DONE:
+            try:
+                verify_done(trial)
+                state = "done"
+            except DamagedTrial as err:
+                state = f"damaged ({err}): would be moved aside and trained again"
+        elif holder is not None:
+            state = f"running ({holder.describe()})"
+        elif trial.state == INCOMPLETE:
+            epoch = trial.checkpointed_epoch()
+            state = f"incomplete: would resume from epoch {epoch}" if epoch else "incomplete: would restart"
+        elif trial.state == "failed":
+            state = "failed: would be trained again"
+        else:
+            state = "not started"
+        kind = "not started" if state == "not started" else state.split(" ")[0].rstrip(":")
+        counts[kind] = counts.get(kind, 0) + 1
+        hp = ",".join(f"{k}={v}" for k, v in spec.hparams)
+        lines.append(f"  {spec.method + (f'[{hp}]' if hp else ''):<28} {spec.noise:<12} seed {spec.seed:<3} {state}")
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    return "\n".join([f"{len(specs)} trials in {results_root} ({summary}):", *lines])

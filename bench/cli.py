@@ -17,6 +17,7 @@ import noisybench.bench.speed.command as speed_commands
 import noisybench.datasets.commands as data_commands
 import noisybench.results.commands as results_commands
 import noisybench.slurm.commands as slurm_commands
+from noisybench.bench.sweep_file import apply_sweep_file
 from noisybench.bench.trainer.arithmetic import add_arithmetic_arguments, arithmetic_options
 from noisybench.core.errors import BenchError
 
@@ -130,6 +131,7 @@ def cmd_run(args) -> int:
     from noisybench.bench.sweep import build_specs, parse_feature_epochs
 
     started = time.perf_counter()
+    apply_sweep_file(args, args.run_parser, args.argv)
     options = slurm_commands.launch_options(args)
     check_results_path(args.results)
     if args.checkpoint_every < 1:
@@ -142,6 +144,11 @@ def cmd_run(args) -> int:
                          f"drop it for --launcher {options.launcher}")
     specs = build_specs(sweep_request(args))
     feature_epochs = parse_feature_epochs(args.save_features, specs)
+    if args.dry_run:
+        from noisybench.bench.checks import describe_trials
+
+        print(describe_trials(specs, args.results))
+        return 0
     # The same trial-function arguments for every launcher: every launcher runs the same function.
     launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, trial_kwargs=dict(
         device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
@@ -233,9 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-features", default=None, metavar="EPOCHS",
                    help="after these epochs (e.g. 10,100) save the training set's penultimate features with "
                         "clean, noisy and predicted labels in each trial dir, for `bench plot tsne`")
+    p.add_argument("--config", default=None, metavar="SWEEP.toml",
+                   help="read the sweep from a TOML file (datasets, methods, noise, seeds, protocol, hp grids, "
+                        "launcher options: see bench/sweep_file.py); flags given here override it")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the sweep's trials and what the results directory already holds of each; run nothing")
     results_commands.add_significance_argument(p)
     slurm_commands.add_launcher_arguments(p)
-    p.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_run, run_parser=p)
 
     p = sub.add_parser("table", help="the table of a results directory")
     p.add_argument("--results", default="runs")
@@ -264,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.handler(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)

@@ -63,28 +63,42 @@ def parse_feature_epochs(text: str | None, specs: list[TrialSpec]) -> tuple[int,
     return epochs
 
 
-def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str, dict[str, str]]:
-    """``--hp lend.k=8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per-method dicts.
+def parse_hp(assignments: Iterable[str] | None, methods: list[str]) -> dict[str, dict[str, list[str]]]:
+    """``--hp lend.k=2,4,8 --hp coteaching.forget_rate=0.2,coteaching.num_gradual=5`` -> per method,
+    each hyperparameter's values: an item without ``=`` is one more value of the one before it, so
+    ``lend.k=2,4,8`` is a grid of three.
 
-    Two different values for one METHOD.NAME are refused: the last one silently winning would
-    train (and name in the trial hash) a value the user may not have meant; an exact repeat is harmless.
+    Two assignments of one METHOD.NAME are refused (the last one silently winning would train, and
+    name in the trial hash, a value the user may not have meant); a grid is written in one.
     """
-    result: dict[str, dict[str, str]] = {}
+    result: dict[str, dict[str, list[str]]] = {}
     for chunk in assignments or []:
+        current: list[str] | None = None
         for item in filter(None, (s.strip() for s in chunk.split(","))):
+            if "=" not in item and current is not None:
+                if item in current:
+                    raise BenchError(f"--hp {chunk}: the value {item} is listed twice")
+                current.append(item)
+                continue
             match = re.fullmatch(r"([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.+)", item)
             if not match:
-                raise BenchError(f"--hp {item}: expected METHOD.NAME=VALUE, e.g. --hp lend.k=8")
+                raise BenchError(f"--hp {item}: expected METHOD.NAME=VALUE (or a grid METHOD.NAME=A,B,C), "
+                                 "e.g. --hp lend.k=8 or --hp lend.k=4,8")
             method, name, value = match.groups()
             if method not in methods:
                 raise BenchError(f"--hp {item}: method {method!r} is not in --methods ({','.join(methods)})")
             given = result.setdefault(method, {})
-            earlier = given.get(name)
-            if earlier is not None and earlier != value.strip():
-                raise BenchError(f"--hp {method}.{name} is given twice, ={earlier} and ={value.strip()}; "
-                                 f"keep only the one you mean")
-            given[name] = value.strip()
+            if name in given and given[name] != [value.strip()]:
+                raise BenchError(f"--hp {method}.{name} is given twice, ={','.join(given[name])} and ={value.strip()}; "
+                                 f"keep only the one you mean (a grid is one assignment: {method}.{name}=A,B)")
+            given[name] = current = [value.strip()]
     return result
+
+
+def hp_grid(values: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of a method's hyperparameter values (one dict of overrides each)."""
+    names = list(values)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))] or [{}]
 
 
 @dataclass(frozen=True)
@@ -118,8 +132,9 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     for name in methods:
         get_method(name)
     hp = parse_hp(req.hp, methods)
+    variants = [(name, overrides) for name in methods for overrides in hp_grid(hp.get(name, {}))]
     # Type-checks every override now, not mid-sweep.
-    hparams = {name: build_hparams(name, hp.get(name)) for name in methods}
+    hparams = [(name, build_hparams(name, overrides)) for name, overrides in variants]
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
     # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
@@ -127,9 +142,9 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     for spec in noise_specs:
         noise.check_noise_for_dataset(spec, dataset, data_root=req.data_root)
         rate = noise.nominal_rate(spec, dataset)  # what the trial's MethodContext will hold
-        for name in methods:
+        for name, values in hparams:
             try:
-                get_method(name).check_sweep(hparams[name], spec.kind, rate)
+                get_method(name).check_sweep(values, spec.kind, rate)
             except BenchError as exc:
                 raise BenchError(f"--noise {spec.text}: {exc}") from None
     # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
@@ -150,7 +165,7 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
             models_checked.add(recipe.model)
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
-                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(hp.get(m, {}).items())),
+                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(overrides.items())),
                   pretrained=pretrained, precision=req.precision)
-        for m, n, s in itertools.product(methods, noise_specs, seeds)
+        for (m, overrides), n, s in itertools.product(variants, noise_specs, seeds)
     ]

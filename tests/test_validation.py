@@ -187,5 +187,5 @@ def test_a_hyperparameter_given_two_values_is_refused(hp, workdir, capsys):
 
 
 def test_an_exact_repeat_or_other_keys_are_fine():
-    assert parse_hp(["gce.q=0.5", "gce.q=0.5,gce.k=0.4"], ["gce"]) == {"gce": {"q": "0.5", "k": "0.4"}}
-    assert parse_hp(["gce.q=0.5", "lend.k=8"], ["gce", "lend"]) == {"gce": {"q": "0.5"}, "lend": {"k": "8"}}
+    assert parse_hp(["gce.q=0.5", "gce.q=0.5,gce.k=0.4"], ["gce"]) == {"gce": {"q": ["0.5"], "k": ["0.4"]}}
+    assert parse_hp(["gce.q=0.5", "lend.k=8"], ["gce", "lend"]) == {"gce": {"q": ["0.5"]}, "lend": {"k": ["8"]}}

@@ -36,6 +36,7 @@ def format_report(result: dict) -> str:
                        _fmt(p["gain_vs_one"], ".2f"), p["threads_per_process"]] for p in result["pack"]]
         lines += ["", f"packing: K concurrent processes, each training {result['pack'][0]['method']} "
                       f"(bench run --trials-per-gpu K)", "",
-                  tabulate(pack_table, headers=["K", "aggregate img/s", "img/s per process", "x K=1", "CPU threads each"],
+                  tabulate(pack_table,
+                           headers=["K", "aggregate img/s", "img/s per process", "x K=1", "CPU threads each"],
                            tablefmt="github")]
     return "\n".join(lines)
