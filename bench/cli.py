@@ -41,6 +41,10 @@ class OneLineParser(argparse.ArgumentParser):
         raise BenchError(f"{message}{hint} (see `{self.prog} --help`)")
 
 
+def split_names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 class VersionAction(argparse.Action):
     """--version, worked out only when asked (it may call git)."""
 
@@ -206,6 +210,15 @@ def cmd_noise(args) -> int:
 
 
 def cmd_list(args) -> int:
+    if args.hp:
+        from noisybench.methods.registry import describe_hparams
+
+        for name, rows in [(name, describe_hparams(name)) for name in split_names(args.hp)]:
+            print(f"{name} hyperparameters (--hp {name}.NAME=VALUE; a grid: NAME=A,B):")
+            width = max((len(f"{n}: {t} = {d}") for n, t, d, _ in rows), default=0)
+            for field_name, kind, default, source in rows:
+                print(f"  {f'{field_name}: {kind} = {default}':<{width}}  {source}".rstrip())
+        return 0
     import noisybench.datasets as datasets
     import noisybench.noise as noise
     from noisybench.bench.protocols import PROTOCOLS
@@ -267,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_noise)
 
     p = sub.add_parser("list", help="methods, datasets, models, protocols and noise types")
+    p.add_argument("--hp", default=None, metavar="METHOD[,METHOD]",
+                   help="instead: each hyperparameter of these methods with its default and source")
     p.set_defaults(handler=cmd_list)
 
     for module in COMMAND_MODULES:

@@ -38,6 +38,35 @@ def describe_methods() -> dict[str, str]:
     return {n: (get_method(n).__doc__ or "").strip().splitlines()[0] for n in method_names()}
 
 
+def describe_hparams(name: str) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, source) of each hyperparameter of method ``name``: the source is the
+    comment the dataclass gives its default (inline, else the comment lines just above it)."""
+    import inspect
+
+    cls = get_method(name).Hparams
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        lines = []
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        field_name = stripped.split(":", 1)[0].strip()
+        if ":" in stripped and field_name.isidentifier() and not stripped.startswith(("def ", "class ", "@")):
+            inline = line.split("#", 1)[1].strip() if "#" in line else ""
+            comments[field_name] = inline or " ".join(above)
+        above = []
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append((f.name, str(f.type).replace("typing.", ""), repr(default), comments.get(f.name, "")))
+    return out
+
+
 def _convert(text: str, annotation: Any, where: str) -> Any:
     """Turn the text of an --hp value into the dataclass field's type."""
     if isinstance(annotation, str):  # `from __future__ import annotations`

@@ -57,3 +57,26 @@ def test_a_run_names_its_results_and_records_what_produced_it(capsys, tmp_path):
     assert record["cpu_threads"] == 1
     assert record["arithmetic"] == {"precision": "fp32", "memory_format": "contiguous", "fused": False,
                                     "autotune": False}
+
+
+@pytest.mark.parametrize("method", __import__("noisybench.methods", fromlist=["method_names"]).method_names())
+def test_bench_list_hp_shows_every_hyperparameter_with_its_default_and_source(method, capsys):
+    """The project's rule, checked for every registered method: each default says where it comes from."""
+    import dataclasses
+
+    from noisybench.methods import get_method
+
+    assert main(["list", "--hp", method]) == 0
+    out = capsys.readouterr().out.splitlines()
+    fields = dataclasses.fields(get_method(method).Hparams)
+    assert out[0].startswith(f"{method} hyperparameters") and len(out) == 1 + len(fields)
+    for field, line in zip(fields, out[1:]):
+        text, _, source = line.strip().partition("  ")
+        assert text.startswith(f"{field.name}: ") and f"= {field.default!r}" in text
+        assert source.strip(), f"{method}.{field.name} has no source comment"
+
+
+def test_bench_list_hp_of_an_unknown_method_is_one_line(capsys):
+    assert main(["list", "--hp", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1 and "unknown method 'nope'" in err
