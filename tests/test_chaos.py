@@ -164,6 +164,15 @@ def kill_group(proc: subprocess.Popen) -> None:
     wait_until(lambda: not group_alive(proc.pid), 30, f"process group {proc.pid} to end", 0.05)
 
 
+def run_to_the_end(args: list[str], log: Path, cwd: Path) -> None:
+    """One bench run that must finish with exit status 0; nothing of it outlives the call."""
+    proc = start(args, log, cwd)
+    try:
+        assert finish(proc, log) == 0, tail(log)
+    finally:
+        kill_group(proc)
+
+
 def controllers_and_workers(pgid: int) -> tuple[list[int], list[int]]:
     """submitit's local controllers (``python -m submitit.local._local``) in a group, and their
     children, the workers that run the trials."""
@@ -215,11 +224,7 @@ def reference(tmp_path_factory) -> Reference:
     root = tmp_path_factory.mktemp("reference") / "store"
     log = root.parent / "run.log"
     started = time.monotonic()
-    proc = start(SWEEP + ["--results", str(root)], log, root.parent)
-    try:
-        assert finish(proc, log) == 0, tail(log)
-    finally:
-        kill_group(proc)
+    run_to_the_end(SWEEP + ["--results", str(root)], log, root.parent)
     wall = time.monotonic() - started
     specs = build_specs(SweepRequest(methods=METHODS, noise=NOISES, seeds=SEEDS, epochs=EPOCHS))
     assert len(specs) == 8
@@ -369,11 +374,7 @@ def test_inline_sweep_resumes_after_random_sigkills(reference, tmp_path):
         assert code in (0, -signal.SIGKILL), tail(log)
         outcomes.append((round(delay, 2), code, left, epochs_left(root, reference.specs)))
     log = tmp_path / "final.log"
-    proc = start(SWEEP + ["--results", str(root)], log, tmp_path)
-    try:
-        assert finish(proc, log) == 0, tail(log)
-    finally:
-        kill_group(proc)
+    run_to_the_end(SWEEP + ["--results", str(root)], log, tmp_path)
     killed = sum(code == -signal.SIGKILL for _, code, _, _ in outcomes)
     assert killed >= KILLS // 2, f"most runs ended before their kill: {outcomes}"
     assert_matches_reference(root, reference)
@@ -611,11 +612,7 @@ def test_a_damaged_finished_trial_is_left_out_then_redone(reference, tmp_path, k
 
     # bench run of the sweep: that trial moved aside and trained again, the 7 others skipped.
     log = tmp_path / "rerun.log"
-    proc = start(SWEEP + ["--results", str(root)], log, tmp_path)
-    try:
-        assert finish(proc, log) == 0, tail(log)
-    finally:
-        kill_group(proc)
+    run_to_the_end(SWEEP + ["--results", str(root)], log, tmp_path)
     out = log.read_text()
     assert "7 of 8 trials already done" in out, out
     assert [line for line in out.splitlines() if line.startswith("[")] == [
