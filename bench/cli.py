@@ -115,7 +115,7 @@ def check_results_path(results: str, must_exist: bool = False) -> Path:
     return path
 
 
-def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch") -> int:
+def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch", options=None) -> int:
     from noisybench.results.aggregate import load_trials, summarize
     from noisybench.results.tables import render
 
@@ -126,8 +126,30 @@ def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "we
     if trials.empty:
         print(f"no finished trials under {results}", file=sys.stderr)
         return 1
-    print(render(summarize(trials), fmt, test), end="")
+    print(render(summarize(trials), fmt, test, options), end="")
     return 0
+
+
+def table_options(args, results: str):
+    """--columns, --methods, --noise and --split of `bench table`, checked against the store."""
+    import noisybench.noise as noise
+    from noisybench.results.aggregate import load_trials
+    from noisybench.results.tables import PARTS, TableOptions
+
+    parts = tuple(split_names(args.columns)) if args.columns else None
+    for part in parts or ():
+        if part not in PARTS:
+            raise BenchError(f"--columns {args.columns}: {part!r} is not one of {', '.join(PARTS)}")
+    methods = tuple(split_names(args.methods)) if args.methods else None
+    noises = tuple(noise.parse_noise(t).text for t in split_names(args.noise)) if args.noise else None
+    trials = load_trials(results)
+    labels = set(trials["method"]) | set(trials["method"].str.split("[").str[0])
+    for what, wanted, have in (("--methods", methods, labels), ("--noise", noises, set(trials["noise"]))):
+        missing = [w for w in wanted or () if w not in have]
+        if missing:
+            raise BenchError(f"{what}: {', '.join(missing)} has no finished trial under {results}; "
+                             f"there are: {', '.join(sorted(have))}")
+    return TableOptions(parts=parts, methods=methods, noises=noises, split_by_noise_kind=args.split == "noise-kind")
 
 
 def cmd_run(args) -> int:
@@ -175,7 +197,7 @@ def cmd_table(args) -> int:
         raise BenchError("--compare-paper needs --format markdown or latex (the CSV holds measured numbers only)")
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
-    status = print_table(args.results, args.format, test=args.test)
+    status = print_table(args.results, args.format, test=args.test, options=table_options(args, args.results))
     if args.compare_paper:
         from noisybench.results.aggregate import summarize
         from noisybench.results.reference import render_comparison
@@ -265,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="the table of a results directory")
     p.add_argument("--results", default="runs")
     p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    p.add_argument("--columns", default=None, metavar="PART[,PART]",
+                   help="which numbers, in this order: best, last, selected, own (default: all there are)")
+    p.add_argument("--methods", default=None, help="only these methods (row labels or names), rows in this order")
+    p.add_argument("--noise", default=None, help="only these noise settings, columns in this order")
+    p.add_argument("--split", choices=["none", "noise-kind"], default="none",
+                   help="noise-kind: one table per noise family (sym, pair, ...), for grids too wide for a page")
     p.add_argument("--compare-paper", action="store_true",
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, saying where the protocols differ")

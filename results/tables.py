@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -107,9 +108,49 @@ EXTRA_PARTS = {
 }
 
 
-def _columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
-    parts = ["best", "last"] + [p for p in EXTRA_PARTS if f"{p}_mean" in summary and summary[f"{p}_mean"].notna().any()]
-    return [(noise, part) for noise in sorted(summary["noise"].unique(), key=noise_sort_key) for part in parts]
+PARTS = ("best", "last") + tuple(EXTRA_PARTS)
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """What a table shows, for a paper: which parts (Best, Last, ...), which methods and noise
+    settings in which order (None: all, in the default order), and whether a wide grid is split
+    into one table per noise family (sym, pair, ...)."""
+
+    parts: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    noises: tuple[str, ...] | None = None
+    split_by_noise_kind: bool = False
+
+
+def select(summary: pd.DataFrame, options: TableOptions) -> pd.DataFrame:
+    """The summary rows the options keep (a method is named by its row label or its registry name)."""
+    keep = summary
+    if options.methods is not None:
+        base = keep["method"].str.split("[").str[0]
+        keep = keep[keep["method"].isin(options.methods) | base.isin(options.methods)]
+    if options.noises is not None:
+        keep = keep[keep["noise"].isin(options.noises)]
+    return keep
+
+
+def _method_order(summary: pd.DataFrame, options: TableOptions) -> list[str]:
+    methods = sorted(summary["method"].unique(), key=method_sort_key)
+    if options.methods is None:
+        return methods
+    rank = {name: i for i, name in enumerate(options.methods)}
+    return sorted(methods, key=lambda m: (rank.get(m, rank.get(m.split("[")[0], len(rank))), method_sort_key(m)))
+
+
+def _columns(summary: pd.DataFrame, options: TableOptions | None = None) -> list[tuple[str, str]]:
+    options = options or TableOptions()
+    present = ["best", "last"] + [p for p in EXTRA_PARTS
+                                  if f"{p}_mean" in summary and summary[f"{p}_mean"].notna().any()]
+    parts = present if options.parts is None else [p for p in options.parts if p in present]
+    noises = sorted(summary["noise"].unique(), key=noise_sort_key)
+    if options.noises is not None:
+        noises = [n for n in options.noises if n in set(noises)]
+    return [(noise, part) for noise in noises for part in parts]
 
 
 def _part_n(row, part: str) -> int:
@@ -130,11 +171,13 @@ def _check_test(summary: pd.DataFrame, test: str) -> None:
         raise ValueError("the paired test needs per-seed values: build the summary with results.aggregate.summarize")
 
 
-def _grid(summary: pd.DataFrame, bold: tuple[str, str], test: str = "welch") -> tuple[list[str], list[list[str]], list[str]]:
+def _grid(summary: pd.DataFrame, bold: tuple[str, str], test: str = "welch",
+          options: TableOptions | None = None) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cell texts, and footnotes for one (dataset, protocol) block."""
     _check_test(summary, test)
-    columns = _columns(summary)
-    methods = sorted(summary["method"].unique(), key=method_sort_key)
+    options = options or TableOptions()
+    columns = _columns(summary, options)
+    methods = _method_order(summary, options)
     ns = set(int(n) for n in summary["n"])
     show_n = len(ns) > 1
     index = {(r.method, r.noise): r for r in summary.itertuples()}
@@ -177,19 +220,29 @@ def _not_worse(best_row, row, part: str, test: str) -> bool | None:
         (getattr(row, f"{part}_mean"), getattr(row, f"{part}_std"), _part_n(row, part)))
 
 
-def _blocks(summary: pd.DataFrame):
+def _blocks(summary: pd.DataFrame, options: TableOptions | None = None):
+    """(dataset, protocol, family, rows) of each table: one per dataset and protocol, and with
+    ``split_by_noise_kind`` one per noise family too (family None otherwise)."""
+    options = options or TableOptions()
+    summary = select(summary, options)
     for (dataset, protocol), block in summary.groupby(["dataset", "protocol"], sort=True):
-        yield dataset, protocol, block
+        if not options.split_by_noise_kind:
+            yield dataset, protocol, None, block
+            continue
+        kinds = block["noise"].str.split(":").str[0]
+        for kind in sorted(kinds.unique(), key=lambda k: noise_sort_key(k + ":")):
+            yield dataset, protocol, kind, block[kinds == kind]
 
 
-def to_markdown(summary: pd.DataFrame, test: str = "welch") -> str:
+def to_markdown(summary: pd.DataFrame, test: str = "welch", options: TableOptions | None = None) -> str:
     from tabulate import tabulate
 
     out = []
-    for dataset, protocol, block in _blocks(summary):
-        header, rows, notes = _grid(block, ("**", "**"), test)
-        out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}: Best = highest over epochs, "
-                   f"Last = mean of the last 10 epochs{_extra_note(_columns(block))}; "
+    for dataset, protocol, family, block in _blocks(summary, options):
+        header, rows, notes = _grid(block, ("**", "**"), test, options)
+        which = f", {family} noise" if family else ""
+        out.append(f"Test accuracy (%) on {dataset}, protocol {protocol}{which}: Best = highest over epochs, "
+                   f"Last = mean of the last 10 epochs{_extra_note(_columns(block, options))}; "
                    f"mean ± std over seeds ({notes[0]}).\n")
         out.append(tabulate(rows, headers=header, tablefmt="github", disable_numparse=True))
         out.append(f"\n{notes[1][0].upper()}{notes[1][1:]}.")
@@ -197,37 +250,52 @@ def to_markdown(summary: pd.DataFrame, test: str = "welch") -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+# What plain pdflatex cannot take as text: math-mode symbols (its default T1/OT1 fonts print "<"
+# as an inverted exclamation mark), and the Unicode signs the Markdown tables use.
+LATEX_SYMBOLS = {"±": r"$\pm$", NOT_WORSE_MARK: r"$^\dagger$", "α": r"$\alpha$", "<": r"$<$", ">": r"$>$",
+                 "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "–": "--", "τ": r"$\tau$"}
+
+
 def _latex_escape(text: str) -> str:
-    return re.sub(r"([_%&#$])", r"\\\1", text).replace("±", r"$\pm$").replace(NOT_WORSE_MARK, r"$^\dagger$").replace("α", r"$\alpha$")
+    text = re.sub(r"([_%&#$])", r"\\\1", text)
+    return "".join(LATEX_SYMBOLS.get(ch, ch) for ch in text)
 
 
-def to_latex(summary: pd.DataFrame, test: str = "welch") -> str:
-    out = []
-    for dataset, protocol, block in _blocks(summary):
-        header, rows, notes = _grid(block, ("\\textbf{", "}"), test)
-        columns = _columns(block)
+def _latex_label(*parts: str | None) -> str:
+    return "tab:" + "-".join(re.sub(r"[^A-Za-z0-9]+", "-", p).strip("-").lower() for p in parts if p)
+
+
+def to_latex(summary: pd.DataFrame, test: str = "welch", options: TableOptions | None = None) -> str:
+    out = ["% noisybench table; needs \\usepackage{booktabs} (\\toprule, \\midrule, \\cmidrule, \\bottomrule)\n"]
+    for dataset, protocol, family, block in _blocks(summary, options):
+        header, rows, notes = _grid(block, ("\\textbf{", "}"), test, options)
+        columns = _columns(block, options)
         noises = list(dict.fromkeys(noise for noise, _ in columns))
         parts = len(columns) // max(len(noises), 1)
+        which = f", {family} noise" if family else ""
         out.append("\\begin{table}[t]\n\\centering")
-        out.append(f"\\caption{{Test accuracy (\\%) on {_latex_escape(dataset)}, protocol {_latex_escape(protocol)}; "
+        out.append(f"\\caption{{Test accuracy (\\%) on {_latex_escape(dataset)}, protocol {_latex_escape(protocol)}"
+                   f"{_latex_escape(which)}; "
                    f"mean $\\pm$ std over seeds ({_latex_escape(notes[0])}). Best: highest over epochs; "
                    f"Last: mean of the last 10 epochs{_latex_escape(_extra_note(columns))}. "
                    f"{_latex_escape(notes[1][0].upper() + notes[1][1:])}.}}")
         out.append("\\begin{tabular}{l" + "c" * len(columns) + "}\n\\toprule")
-        out.append("Method & " + " & ".join(f"\\multicolumn{{{parts}}}{{c}}{{{_latex_escape(n)}}}" for n in noises) + " \\\\")
+        out.append("Method & " + " & ".join(f"\\multicolumn{{{parts}}}{{c}}{{{_latex_escape(n)}}}" for n in noises)
+                   + " \\\\")
         rules = " ".join(f"\\cmidrule(lr){{{2 + i * parts}-{1 + (i + 1) * parts}}}" for i in range(len(noises)))
         out.append(rules)
         out.append(" & " + " & ".join(part.capitalize() for _, part in columns) + " \\\\\n\\midrule")
         for row in rows:
             out.append(" & ".join(_latex_escape(c) if not c.startswith("\\textbf") else
                                   "\\textbf{" + _latex_escape(c[8:-1]) + "}" for c in row) + " \\\\")
-        out.append("\\bottomrule\n\\end{tabular}\n\\end{table}\n")
+        out.append("\\bottomrule\n\\end{tabular}")
+        out.append(f"\\label{{{_latex_label(dataset, protocol, family)}}}\n\\end{{table}}\n")
     return "\n".join(out)
 
 
-def to_csv(summary: pd.DataFrame, test: str = "welch") -> str:
-    """The numbers only (no marks), so ``test`` changes nothing here."""
-    ordered = summary.copy()
+def to_csv(summary: pd.DataFrame, test: str = "welch", options: TableOptions | None = None) -> str:
+    """The numbers only (no marks), so ``test`` changes nothing here; the options choose rows only."""
+    ordered = select(summary, options or TableOptions()).copy()
     ordered["_n"] = ordered["noise"].map(noise_sort_key)
     ordered["_m"] = ordered["method"].map(method_sort_key)
     ordered = ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
@@ -239,5 +307,5 @@ def to_csv(summary: pd.DataFrame, test: str = "welch") -> str:
 FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
 
 
-def render(summary: pd.DataFrame, fmt: str, test: str = "welch") -> str:
-    return FORMATS[fmt](summary, test)
+def render(summary: pd.DataFrame, fmt: str, test: str = "welch", options: TableOptions | None = None) -> str:
+    return FORMATS[fmt](summary, test, options)
