@@ -46,7 +46,7 @@ def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
 
 def cmd_plot_curves(args) -> int:
     from noisybench.results.aggregate import load_epochs
-    from noisybench.results.plots import check_figure_path, plot_curves
+    from noisybench.results.plots import check_figure_path, method_colors, parse_epoch_range, plot_curves
 
     root = _results_dir(args.results)
     metrics = _split(args.metric)
@@ -56,8 +56,12 @@ def cmd_plot_curves(args) -> int:
     epochs = load_epochs(root)
     if epochs.empty:
         raise BenchError(f"no finished trials under {root}; run `bench run --results {root}` first")
+    colors = method_colors(epochs["method"])  # the store's colours, whichever methods are drawn
     epochs = filter_epochs(epochs, args.methods, args.noise, str(root))
-    plot_curves(epochs, metrics, out, where=str(root))
+    if args.dpi < 10:
+        raise BenchError(f"--dpi {args.dpi}: give at least 10 (100 is the screen default, 300 print quality)")
+    plot_curves(epochs, metrics, out, where=str(root), colors=colors, dpi=args.dpi,
+                epoch_range=parse_epoch_range(args.epochs), sharey=args.sharey)
     print(f"wrote {out}")
     return 0
 
@@ -142,6 +146,10 @@ def register_commands(subparsers) -> None:
     p.add_argument("--methods", default=None, help="only these methods (comma-separated)")
     p.add_argument("--noise", default=None, help="only these noise settings (comma-separated)")
     p.add_argument("--out", default=None, help="figure file, .png/.pdf/.svg (default: curves_<metric>.png)")
+    p.add_argument("--dpi", type=int, default=100, help="resolution of a .png (300 for print)")
+    p.add_argument("--epochs", default=None, metavar="A:B",
+                   help="only epochs A..B, a common x-range when one method trains far longer (e.g. 1:100)")
+    p.add_argument("--sharey", action="store_true", help="one y-range for every panel (default: each its own)")
     p.set_defaults(handler=cmd_plot_curves)
 
     p = figures.add_parser("tsne", help="t-SNE of a trial's saved features coloured by true, predicted, noisy labels")
@@ -168,7 +176,8 @@ def register_commands(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="one Markdown page: tables, figures, trial counts, protocols")
     p.add_argument("--results", default="runs")
-    p.add_argument("--out", default="report.md", help="the page (.md); figures are written next to it")
+    p.add_argument("--out", default="report/report.md",
+                   help="the page (.md); it and its figures are written into its folder, and nowhere else")
     p.add_argument("--tsne", choices=["first-seed", "all", "none"], default="first-seed",
                    help="t-SNE figures of saved features: the lowest seed per setting (default), all trials, or none")
     p.add_argument("--tsne-subsample", type=int, default=2000, help="points per t-SNE (default 2000)")

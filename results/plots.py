@@ -39,8 +39,8 @@ METRIC_LINESTYLES = ["-", "--", ":", "-."]
 PERCENT_METRIC = re.compile(r"(acc|precision|recall|fraction)")
 
 
-def new_figure(width_inches: float, height_inches: float) -> Figure:
-    figure = Figure(figsize=(width_inches, height_inches), dpi=DPI, layout="constrained")
+def new_figure(width_inches: float, height_inches: float, dpi: int = DPI) -> Figure:
+    figure = Figure(figsize=(width_inches, height_inches), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)  # headless: the figure draws with Agg whatever the default backend is
     return figure
 
@@ -55,13 +55,49 @@ def check_figure_path(out) -> Path:
     return path
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def method_colors(methods) -> dict[str, tuple]:
-    """One colour per method, the same in every panel and figure of a report (standard first)."""
+    """One colour per method, the same in every figure of every store: a method's colour is fixed
+    by its place among the registered methods, whichever others a figure shows.  The variants of a
+    method (its --hp rows) share its colour and differ by marker (:func:`method_markers`)."""
     from matplotlib import colormaps
 
-    ordered = sorted(set(methods), key=method_sort_key)
-    palette = colormaps["tab10" if len(ordered) <= 10 else "tab20"]
-    return {m: palette(i % palette.N) for i, m in enumerate(ordered)}
+    from noisybench.methods import method_names
+
+    bases = list(method_names())
+    bases += sorted({m.split("[")[0] for m in methods} - set(bases))  # a name no longer registered
+    palette = colormaps["tab10" if len(bases) <= 10 else "tab20"]
+    return {m: palette(bases.index(m.split("[")[0]) % palette.N) for m in set(methods)}
+
+
+def method_markers(methods) -> dict[str, str | None]:
+    """No marker for a method's plain row; one marker per --hp variant, in label order."""
+    variants: dict[str, list[str]] = {}
+    for m in sorted(set(methods)):
+        variants.setdefault(m.split("[")[0], []).append(m)
+    out = {}
+    for base, labels in variants.items():
+        plain = [m for m in labels if m == base]
+        for i, m in enumerate(plain + [m for m in labels if m != base]):
+            out[m] = None if m == base or len(labels) == 1 else MARKERS[i % len(MARKERS)]
+    return out
+
+
+# Human names of the metrics the trainer and the methods log (axis labels and legends).
+METRIC_NAMES = {
+    "test_acc": "test accuracy", "train_loss": "training loss", "lr": "learning rate",
+    "val_acc": "noisy-validation accuracy", "val_balanced_acc": "noisy-validation balanced accuracy",
+    "label_precision": "label precision", "label_recall": "label recall", "kept_fraction": "kept fraction",
+    "weight_noisy": "weight on noisy samples", "forget_rate": "forget rate",
+    "diluted_label_acc": "diluted-label accuracy", "model_pred_acc": "model-prediction accuracy",
+    "nan_fallbacks": "dilution fallbacks", "test_acc_net2": "test accuracy (net 2)",
+}
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
 # --------------------------------------------------------------------------------------
@@ -101,32 +137,57 @@ def metric_scale(metric: str) -> float:
 
 def metric_axis_label(metrics: list[str]) -> str:
     units = {" (%)" if metric_scale(m) == 100.0 else "" for m in metrics}
-    return " / ".join(metrics) + (units.pop() if len(units) == 1 else "")
+    return " / ".join(metric_name(m) for m in metrics) + (units.pop() if len(units) == 1 else "")
+
+
+def parse_epoch_range(text: str | None) -> tuple[int, int] | None:
+    """``A:B`` (1-based, inclusive; either end may be left out) -> (A, B); None: every epoch."""
+    if not text:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        first, last = int(start or 1), int(stop) if stop else 10**9
+    except ValueError:
+        first = last = 0
+    if not sep or first < 1 or last < first:
+        raise BenchError(f"--epochs {text}: expected A:B with 1 <= A <= B (either may be left out), e.g. 1:100")
+    return first, last
 
 
 def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: str = "the results",
-                colors: dict | None = None, levels: dict | None = None) -> Figure:
+                colors: dict | None = None, levels: dict | None = None, dpi: int = DPI,
+                epoch_range: tuple[int, int] | None = None, sharey: bool = False) -> Figure:
     """Learning curves: one panel per (dataset, protocol, noise), one line per method and metric.
 
     Lines are the mean over seeds; the band is ±1 sample std (drawn where n >= 2).  Accuracy-like
     metrics (fractions) are drawn in percent, as in the paper.  Each line's gid is
     ``"<method>|<metric>"`` so that the drawn numbers can be read back.  ``levels`` maps a setting
     (dataset, protocol, noise) to a (value in plotted units, label) drawn as a dotted horizontal
-    line, e.g. the accuracy of the noisy labels themselves.
+    line, e.g. the accuracy of the noisy labels themselves.  ``epoch_range`` (first, last) keeps
+    those epochs only: a common x-range when one method trains far longer than the others.  The
+    legend is drawn once, outside the panels; a method keeps its colour in every figure.
     """
     if isinstance(metrics, str):
         metrics = [metrics]
     check_metrics(epochs, metrics, where)
+    if epoch_range is not None:
+        epochs = epochs[(epochs["epoch"] >= epoch_range[0]) & (epochs["epoch"] <= epoch_range[1])]
+        if epochs.empty:
+            raise BenchError(f"--epochs {epoch_range[0]}:{epoch_range[1]}: no epoch of {where} is in that range")
     tables = {m: curve_table(epochs, m) for m in metrics}
     present = pd.concat([t[SETTING_KEYS] for t in tables.values()]).drop_duplicates()
     settings = sorted(present.itertuples(index=False, name=None),
                       key=lambda s: (s[0], s[1], noise_sort_key(s[2])))
     several_protocols = len({(d, p) for d, p, _ in settings}) > 1
-    colors = colors or method_colors(pd.concat([t["method"] for t in tables.values()]))
+    drawn_methods = pd.concat([t["method"] for t in tables.values()])
+    colors = colors or method_colors(drawn_methods)
+    markers = method_markers(drawn_methods)
     ncols = min(3, len(settings))
     nrows = math.ceil(len(settings) / ncols)
-    figure = new_figure(CURVE_PANEL_INCHES[0] * ncols, CURVE_PANEL_INCHES[1] * nrows)
-    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    figure = new_figure(CURVE_PANEL_INCHES[0] * ncols, CURVE_PANEL_INCHES[1] * nrows, dpi)
+    axes = figure.subplots(nrows, ncols, squeeze=False, sharey=sharey).ravel()
+    legend: dict[str, object] = {}  # label -> a line carrying it (one legend for the figure)
+    seeds: dict[str, set[int]] = {}
     for ax, (dataset, protocol, noise) in zip(axes, settings):
         for metric_index, metric in enumerate(metrics):
             table = tables[metric]
@@ -137,26 +198,31 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
                 x = curve["epoch"].to_numpy(dtype=float)
                 mean = curve["mean"].to_numpy(dtype=float) * scale
                 std = curve["std"].to_numpy(dtype=float) * scale
-                label = method if len(metrics) == 1 else f"{method}: {metric}"
+                label = method if len(metrics) == 1 else f"{method}: {metric_name(metric)}"
                 (line,) = ax.plot(x, mean, color=colors[method], linewidth=1.6,
                                   linestyle=METRIC_LINESTYLES[metric_index % len(METRIC_LINESTYLES)],
-                                  label=f"{label} (n={int(curve['n'].max())})")
+                                  marker=markers.get(method), markevery=max(1, len(x) // 8), markersize=4,
+                                  label=label)
                 line.set_gid(f"{method}|{metric}")
+                legend.setdefault(label, line)
+                seeds.setdefault(label, set()).add(int(curve["n"].max()))
                 banded = np.isfinite(std)
                 if banded.any():
                     ax.fill_between(x[banded], (mean - std)[banded], (mean + std)[banded],
                                     color=colors[method], alpha=0.18, linewidth=0)
         if levels and (dataset, protocol, noise) in levels:
             value, level_label = levels[(dataset, protocol, noise)]
-            ax.axhline(value, color="0.4", linestyle=":", linewidth=1.2, label=level_label, gid="level")
+            level = ax.axhline(value, color="0.4", linestyle=":", linewidth=1.2, label=level_label, gid="level")
+            legend.setdefault("noisy labels" if level_label.startswith("noisy labels") else level_label, level)
         title = f"{dataset} · {noise}" + (f" · {protocol}" if several_protocols else "")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric_axis_label(metrics))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
     for ax in axes[len(settings):]:
         ax.set_visible(False)
+    labels = [f"{label} (n={seeds[label].pop()})" if len(seeds.get(label, ())) == 1 else label for label in legend]
+    figure.legend(list(legend.values()), labels, loc="outside right upper", fontsize=7, frameon=False)
     if out is not None:
         figure.savefig(out)
     return figure

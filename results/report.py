@@ -82,6 +82,27 @@ def trial_counts_section(trials: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def applying_fields(recipe: dict, record: dict) -> dict:
+    """The recipe fields that shape this trial: a schedule's own fields only under that schedule,
+    Adam's beta1 named as such, and the validation split actually held out (a method may hold out
+    more than the protocol's val_fraction, e.g. Me-Momentum's 10%)."""
+    out = dict(recipe)
+    if recipe.get("schedule") != "coteaching":
+        out.pop("decay_start", None)
+    if recipe.get("schedule") != "multistep":
+        out.pop("milestones", None)
+        out.pop("lr_gamma", None)
+    if recipe.get("optimizer") == "adam":
+        out["beta1 (momentum field)"] = out.pop("momentum", None)
+        out.pop("nesterov", None)
+    if not recipe.get("augment"):
+        out.pop("crop_padding", None)
+    num_train, num_val = record.get("num_train"), record.get("num_val")
+    if num_train is not None and num_val is not None and num_train + num_val > 0:
+        out["val_fraction"] = round(num_val / (num_train + num_val), 4)
+    return out
+
+
 def protocol_section(trials: pd.DataFrame) -> str:
     """The resolved recipe of every protocol (per method where they differ) and the hyperparameters."""
     records = {}
@@ -94,7 +115,7 @@ def protocol_section(trials: pd.DataFrame) -> str:
              "(a protocol's name plus any --model/--epochs/--batch-size change), and each method's hyperparameters."]
     for protocol in sorted({p for p, _ in records}):
         methods = sorted((m for p, m in records if p == protocol), key=method_sort_key)
-        recipes = {m: records[(protocol, m)]["recipe"] for m in methods}
+        recipes = {m: applying_fields(records[(protocol, m)]["recipe"], records[(protocol, m)]) for m in methods}
         fields = list(dict.fromkeys(k for recipe in recipes.values() for k in recipe))
         lines += ["", f"### {protocol}", ""]
         if all(recipes[m] == recipes[methods[0]] for m in methods):
@@ -182,7 +203,9 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
                          "Last test accuracy on it (`bench classes`).", "", class_tables(per_class).rstrip()]
         from noisybench.results.plots import available_metrics
 
-        diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS]
+        # A panel with nothing to show (a counter that stayed 0, e.g. LEND's nan_fallbacks) is left out.
+        diagnostics = [m for m in available_metrics(epochs) if m not in NOT_DIAGNOSTICS and m not in DILUTION_METRICS
+                       and epochs[m].fillna(0).abs().max() > 0]
         if diagnostics:
             sections += ["", "## Diagnostics", "",
                          "Every other per-epoch metric in metrics.jsonl, for the methods that log it "

@@ -1,0 +1,104 @@
+"""Figures for a paper: a method keeps its colour in every figure, readable axis labels, one
+legend per figure outside the panels, --dpi, a common epoch range, and a report that writes into
+its own folder, shows no empty panel and lists only the recipe fields that apply."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from noisybench.bench.cli import main
+from noisybench.core.spec import TrialSpec
+from noisybench.results.aggregate import load_epochs
+from noisybench.results.plots import method_colors, method_markers, plot_curves
+from noisybench.results.report import applying_fields
+
+from helpers import finish_trial
+
+
+def write_trial(root, method, seed, epochs=12, hparams=(), extra=None):
+    spec = TrialSpec(dataset="digits", method=method, noise="sym:0.4", seed=seed, protocol="quick", hparams=hparams)
+    path = root / spec.dirname
+    path.mkdir(parents=True)
+    (path / "spec.json").write_text(json.dumps({"spec": spec.to_json(), "hash": spec.hash}))
+    with open(path / "metrics.jsonl", "w") as f:
+        for epoch in range(1, epochs + 1):
+            line = {"epoch": epoch, "test_acc": 0.5 + 0.01 * epoch + 0.001 * seed, "train_loss": 1.0 / epoch}
+            line.update(extra or {})
+            f.write(json.dumps(line) + "\n")
+    finish_trial(path)
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        write_trial(root, "standard", seed)
+        write_trial(root, "lend", seed, extra={"nan_fallbacks": 0.0})
+        write_trial(root, "lend", seed, hparams=(("k", "4"),))
+        write_trial(root, "me_momentum", seed, epochs=60)
+    return root
+
+
+def test_a_method_keeps_its_colour_whatever_else_a_figure_shows():
+    alone = method_colors(["lend"])
+    together = method_colors(["standard", "coteaching", "lend", "lend[k=4]", "gce"])
+    assert alone["lend"] == together["lend"] == together["lend[k=4]"]
+    assert len({together[m] for m in ("standard", "coteaching", "lend", "gce")}) == 4
+    markers = method_markers(["lend", "lend[k=4]", "lend[k=16]", "standard"])
+    assert markers["lend"] is None and markers["standard"] is None
+    assert markers["lend[k=4]"] != markers["lend[k=16]"] and None not in (markers["lend[k=4]"], markers["lend[k=16]"])
+
+
+def test_labels_legend_dpi_and_epoch_range(store, tmp_path):
+    epochs = load_epochs(store)
+    figure = plot_curves(epochs, ["test_acc"], tmp_path / "c.png", dpi=200, epoch_range=(1, 12))
+    ax = figure.axes[0]
+    assert ax.get_ylabel() == "test accuracy (%)"
+    assert ax.get_legend() is None and len(figure.legends) == 1  # once per figure, not per panel
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert labels == ["standard (n=2)", "lend (n=2)", "lend[k=4] (n=2)", "me_momentum (n=2)"]  # standard first
+    assert max(max(line.get_xdata()) for line in ax.lines) == 12  # me_momentum's 60 epochs cut to the range
+    with Image.open(tmp_path / "c.png") as image:
+        assert image.size == (round(5.0 * 200), round(3.6 * 200))
+    loss = plot_curves(epochs, ["train_loss"])
+    assert loss.axes[0].get_ylabel() == "training loss"
+
+
+def test_cli_plot_curves_takes_dpi_epochs_and_sharey(store, tmp_path, capsys):
+    out = tmp_path / "fig.png"
+    assert main(["plot", "curves", "--results", str(store), "--out", str(out), "--dpi", "150",
+                 "--epochs", "1:20", "--sharey"]) == 0
+    with Image.open(out) as image:
+        assert image.size == (round(5.0 * 150), round(3.6 * 150))
+    for argv, words in ((["--epochs", "20:1"], "--epochs 20:1"), (["--epochs", "100:200"], "no epoch"),
+                        (["--dpi", "1"], "--dpi 1")):
+        assert main(["plot", "curves", "--results", str(store), "--out", str(out), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err
+
+
+def test_report_writes_into_its_folder_and_leaves_empty_panels_out(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.iterdir())
+    assert main(["report", "--results", str(store), "--tsne", "none"]) == 0
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "report"}  # nothing else in the current directory
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert "nan_fallbacks" not in page  # it stayed 0: no panel
+    assert not any("nan_fallbacks" in p.name for p in (tmp_path / "report").iterdir())
+
+
+def test_the_recipe_table_lists_only_fields_that_apply():
+    adam_constant = {"model": "mlp", "optimizer": "adam", "lr": 5e-4, "momentum": 0.9, "weight_decay": 0.0,
+                     "batch_size": 64, "epochs": 100, "schedule": "constant", "milestones": [], "lr_gamma": 0.1,
+                     "decay_start": 80, "augment": False, "crop_padding": 4, "nesterov": False, "val_fraction": 0.0}
+    fields = applying_fields(adam_constant, {"num_train": 900, "num_val": 100})
+    for gone in ("decay_start", "milestones", "lr_gamma", "crop_padding", "nesterov", "momentum"):
+        assert gone not in fields, gone
+    assert fields["beta1 (momentum field)"] == 0.9 and fields["val_fraction"] == pytest.approx(0.1)
+    coteaching = {**adam_constant, "schedule": "coteaching"}
+    assert applying_fields(coteaching, {})["decay_start"] == 80
+    assert np.isclose(applying_fields({**adam_constant, "optimizer": "sgd", "schedule": "multistep",
+                                       "milestones": [50]}, {})["momentum"], 0.9)
