@@ -38,6 +38,19 @@ from noisybench.slurm.options import LaunchOptions
 Counts = dict[str, int]
 
 
+def with_eta(line: str, finished: int, total: int, started: float) -> str:
+    """A progress line with the sweep's remaining trials and time at the mean pace so far."""
+    left = total - finished
+    if left <= 0 or finished <= 0:
+        return line
+    seconds = (time.perf_counter() - started) / finished * left
+    if seconds < 120:
+        eta = f"{seconds:.0f} s"
+    else:
+        eta = f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    return f"{line}  [{left} left, about {eta} to go]"
+
+
 @dataclass(frozen=True)
 class Launch:
     """How a sweep is run: the launcher options, the trial function's keyword arguments
@@ -79,7 +92,7 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
             continue
         finished += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(finished, len(todo), spec, summary))
+        echo(with_eta(format_progress(finished, len(todo), spec, summary), finished, len(todo), started))
     for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
         finished += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
@@ -113,7 +126,7 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
             continue
         done_here += 1
         counts["failed" if summary.get("state") == "failed" else "done"] += 1
-        echo(format_progress(done_here, len(todo), spec, summary))
+        echo(with_eta(format_progress(done_here, len(todo), spec, summary), done_here, len(todo), started))
     kwargs = dict(device=torch_device, data_root=data_root, checkpoint_every=checkpoint_every,
                   feature_epochs=feature_epochs, **settings)
     for spec, summary in finish_held(held, results_root, trial_fn, kwargs):

@@ -51,6 +51,7 @@ def test_a_run_names_its_results_and_records_what_produced_it(capsys, tmp_path):
     code, out, _ = run_cli(["run", "--epochs", "2", "--results", str(results), "--device", "cpu"], capsys)
     assert code == 0
     last = out.strip().splitlines()[-1]
+    assert "[1/1] standard" in out and "left, about" not in out  # nothing left after the only trial
     assert last.startswith(f"results in {results.resolve()} (1 trials); the sweep took ") and "bench table" in last
     (record,) = [json.loads(p.read_text()) for p in results.glob("*/spec.json")]
     assert record["noisybench"]["version"] == __version__ and "git_commit" in record["noisybench"]
@@ -80,3 +81,9 @@ def test_bench_list_hp_of_an_unknown_method_is_one_line(capsys):
     assert main(["list", "--hp", "nope"]) == 2
     out, err = capsys.readouterr()
     assert not out and err.count("\n") == 1 and "unknown method 'nope'" in err
+
+
+def test_a_sweep_shows_what_is_left_and_how_long_it_may_take(capsys, tmp_path):
+    assert main(["run", "--seeds", "3", "--epochs", "2", "--results", str(tmp_path / "r"), "--device", "cpu"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert "[2 left, about " in lines[0] and "[1 left, about " in lines[1] and "left" not in lines[2]
