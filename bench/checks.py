@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Callable
 
 from noisybench.bench.protocols import resolve_recipe
 from noisybench.core.errors import BenchError
-from noisybench.core.layout import DONE, HELD, INCOMPLETE
+from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import move_aside, verify_done
-from noisybench.results.lease import live_holder, wait_while_held
+from noisybench.results.lease import live_holder
 from noisybench.results.store import DamagedTrial, TrialStore
-from noisybench.slurm.job import TrialFunction
+from noisybench.slurm.job import TrialFunction, run_once_free
 
 
 def recipe_changes(stored: dict, current: dict) -> list[str]:
@@ -133,15 +132,8 @@ def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], N
 def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, trial_kwargs: dict):
     """Wait for each trial another process holds; train it here if that process left it unfinished.
     Yields (spec, summary) as each one ends."""
-    store = TrialStore(results_root)
     for spec in held:
-        while True:
-            wait_while_held(store.trial(spec).path)
-            summary = trial_fn(spec, results_root, **trial_kwargs)
-            if summary.get("state") != HELD:
-                break
-            time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
-        yield spec, summary
+        yield spec, run_once_free(trial_fn, spec, results_root, trial_kwargs)
 
 
 def describe_trials(specs: list[TrialSpec], results_root) -> str:

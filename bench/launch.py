@@ -150,6 +150,11 @@ def _packed(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launc
 
 
 def _submitit(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
+    # What inline and packed check in pending_trials; the submitit launcher counts its own skips.
+    store = TrialStore(results_root)
+    check_stored_recipes(specs, store)
+    check_label_files(specs, store)
+    set_aside_damaged(specs, results_root, launch.echo)
     return launch_trials(specs, results_root, launch.options, trial_fn, launch.trial_kwargs, echo=launch.echo)
 
 
@@ -164,10 +169,7 @@ LAUNCHERS: dict[str, Callable[[list[TrialSpec], object, TrialFunction, Launch], 
 
 def run_sweep(specs: list[TrialSpec], results_root, launch: Launch,
               trial_fn: TrialFunction = run_trial) -> Counts | None:
-    """Check what every launcher needs checked, then run ``specs`` with the launcher ``launch`` names."""
+    """Run ``specs`` with the launcher ``launch`` names; each entry first checks the stored trials
+    (recipes, label files, damaged ones) once."""
     resolve_device(launch.trial_kwargs.get("device"))  # this machine: a bad --device stops here, not in each worker
-    store = TrialStore(results_root)
-    check_stored_recipes(specs, store)
-    check_label_files(specs, store)
-    set_aside_damaged(specs, results_root, launch.echo)
     return LAUNCHERS[launch.launcher](specs, results_root, trial_fn, launch)

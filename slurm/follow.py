@@ -82,6 +82,7 @@ def follow(specs: list[TrialSpec], root: Path, followed: set[str], echo: Callabl
              "rerun the same command to redo them (incomplete trials resume from their last checkpoint)")
     return counts
 
+
 def _finished_line(i: int, total: int, spec: TrialSpec, trial: TrialDir, status: TrialStatus) -> str:
     if status.state == DONE:
         summary = read_json_or_none(trial.done_file) or {}

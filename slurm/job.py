@@ -23,6 +23,17 @@ from noisybench.results.summary import format_progress
 TrialFunction = Callable[..., dict]  # run_trial(spec, results_root, **trial_kwargs) -> summary
 
 
+def run_once_free(trial_fn: TrialFunction, spec: TrialSpec, results_root, trial_kwargs: dict) -> dict:
+    """Wait while another live process holds the trial, then run the trial function on it: it skips
+    a trial the holder finished and resumes (or redoes) one it left."""
+    while True:
+        wait_while_held(Path(results_root) / spec.dirname)
+        summary = trial_fn(spec, results_root, **trial_kwargs)
+        if summary.get("state") != HELD:
+            return summary
+        time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
+
+
 def _requested_threads() -> int | None:
     """--cpus-per-task N (SLURM_CPUS_PER_TASK), where no OMP_NUM_THREADS says otherwise.
 
@@ -34,6 +45,7 @@ def _requested_threads() -> int | None:
     if "OMP_NUM_THREADS" not in os.environ and value.isdigit() and int(value) > 0:
         return int(value)
     return None
+
 
 class TrialBatch(submitit.helpers.Checkpointable):
     """Runs a list of trials one after another in one job (one array task).
@@ -65,14 +77,11 @@ class TrialBatch(submitit.helpers.Checkpointable):
             progress.start(spec.dirname)
             print(f"noisybench: trial {spec.label()} -> {Path(self.results_root) / spec.dirname}", flush=True)
             summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
-            while summary.get("state") == HELD:
-                # Another process trains it (a rerun's worker, or one whose controller was killed):
-                # wait for it, then skip the trial it finished or take over the one it left.
+            if summary.get("state") == HELD:
+                # Another process trains it (a rerun's worker, or one whose controller was killed).
                 print(f"noisybench: trial {spec.label()} is being trained by {summary['holder']}; waiting",
                       flush=True)
-                wait_while_held(Path(self.results_root) / spec.dirname)
-                time.sleep(0.5)  # a holder that just died may keep its lock a moment longer
-                summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
+                summary = run_once_free(self.trial_fn, spec, self.results_root, self.trial_kwargs)
             state = FAILED if summary.get("state") == FAILED else DONE
             progress.finish(spec.dirname, state)
             if state == FAILED:
@@ -89,6 +98,7 @@ class TrialBatch(submitit.helpers.Checkpointable):
         print("noisybench: timed out or preempted; requeued, the interrupted trial resumes "
               "from its last epoch checkpoint", flush=True)
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
 
 class TaskProgress:
     """tasks/<submission>_<job id>.json: which trial a running task is on (for `bench status`)."""
@@ -111,6 +121,7 @@ class TaskProgress:
     def finish(self, dirname: str, state: str) -> None:
         self.state["finished"][dirname] = state
         self.start(None)
+
 
 def task_progress_file(root: Path, submission: str, job_id: str) -> Path:
     return Path(root) / SUBMISSION_DIR / "tasks" / f"{submission}_{job_id}.json"

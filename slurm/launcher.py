@@ -1,8 +1,9 @@
 """Run a sweep's trials through submitit: ``bench run --launcher local|slurm``.
 
 Every launcher runs the same function on the same TrialSpecs -- the trial function bench hands
-it (noisybench.bench.trainer.run_trial), here wrapped in slurm/job.py's TrialBatch -- and the trial store is the only channel back: the
-submitting process never reads a job's return value, it reads the trial directories.
+it (noisybench.bench.trainer.run_trial), here wrapped in slurm/job.py's TrialBatch -- and the
+trial store is the only channel back: the submitting process never reads a job's return value,
+it reads the trial directories.
 
 ``slurm`` submits ONE job array (``--trials-per-job K`` trials per array task); ``local`` starts
 ``--workers N`` processes through submitit's LocalExecutor.  A task that is timed out or preempted
@@ -38,7 +39,8 @@ from noisybench.slurm.submission import describe_submission, submit
 
 
 def launch_trials(specs: list[TrialSpec], results_root, options: LaunchOptions, trial_fn: TrialFunction,
-                  trial_kwargs: dict, echo: Callable[[str], None] = print, poll_s: float | None = None) -> dict[str, int] | None:
+                  trial_kwargs: dict, echo: Callable[[str], None] = print,
+                  poll_s: float | None = None) -> dict[str, int] | None:
     """Submit the trials of ``specs`` that are not done (nor queued already) and, with
     ``options.wait``, follow them to the end.  Returns the final counts, None without waiting.
 

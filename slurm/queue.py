@@ -14,6 +14,7 @@ SLURM_RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "ST
 class JobQueryError(RuntimeError):
     """The scheduler did not answer: job states are unknown (not: the jobs are gone)."""
 
+
 def _expand_job_ids(text: str) -> list[str]:
     """squeue / sacct ids ("12", "12_3", "12_[4-6%2]") as submitit's job ids."""
     from submitit.slurm.slurm import read_job_id
@@ -25,6 +26,7 @@ def _expand_job_ids(text: str) -> list[str]:
         else:
             ids.append("_".join(parts[:2]))
     return ids
+
 
 def slurm_live_states() -> dict[str, str]:
     """State of every live (queued, running or completing) job of this user, by submitit job id."""
@@ -43,6 +45,7 @@ def slurm_live_states() -> dict[str, str]:
                 states[job_id] = state.strip()
     return states
 
+
 def slurm_final_states(job_ids: Iterable[str]) -> dict[str, str]:
     """sacct's state of finished jobs (COMPLETED, CANCELLED by 0, TIMEOUT, ...); {} without accounting."""
     heads = sorted({j.split("_")[0] for j in job_ids})
@@ -60,6 +63,7 @@ def slurm_final_states(job_ids: Iterable[str]) -> dict[str, str]:
             for job_id in _expand_job_ids(job):
                 states[job_id] = state.strip()  # later lines (after a requeue) win
     return states
+
 
 def local_job_alive(pid_text: str) -> bool:
     """A local submitit job (its controller's pid) is alive: not gone, not a zombie, still submitit."""

@@ -41,6 +41,7 @@ class TrialStatus:
     stdout: str | None = None
     stderr: str | None = None
 
+
 @dataclass
 class StatusReport:
     root: Path
@@ -57,11 +58,13 @@ class StatusReport:
     def in_state(self, state: str) -> list[TrialStatus]:
         return [t for t in self.trials.values() if t.state == state]
 
+
 def read_json_or_none(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
 
 def _label_from_store(trial: TrialDir) -> str:
     record = read_json_or_none(trial.spec_file) or {}
@@ -69,6 +72,7 @@ def _label_from_store(trial: TrialDir) -> str:
         return TrialSpec.from_json(record["spec"]).label()
     except (KeyError, TypeError):
         return trial.path.name
+
 
 def collect_status(results_root, specs: list[TrialSpec] | None = None) -> StatusReport:
     """The state of each trial: those of ``specs``, else every trial in the store or in a submission.
@@ -160,6 +164,7 @@ def collect_status(results_root, specs: list[TrialSpec] | None = None) -> Status
             status.state = NOT_STARTED
     return StatusReport(root, trials, submissions, errors)
 
+
 def add_final_job_states(report: StatusReport) -> None:
     """Fill in sacct's word (CANCELLED, TIMEOUT, FAILED, ...) for the jobs of unfinished trials."""
     ended = [t for t in report.trials.values()
@@ -168,6 +173,7 @@ def add_final_job_states(report: StatusReport) -> None:
     final = slurm_final_states(slurm_ids) if slurm_ids else {}
     for t in ended:
         t.job_state = final.get(t.job_id) or ("ended" if t.launcher == "local" else None)
+
 
 def format_counts(counts: dict[str, int]) -> str:
     shown = [s for s in STATES if s not in (NOT_STARTED, DAMAGED) or counts.get(s)]

@@ -31,6 +31,7 @@ def chunk_trials(specs: list[TrialSpec], options: LaunchOptions, workers: int) -
     n = min(workers, len(specs))
     return [specs[i::n] for i in range(n)]
 
+
 def local_gpu_ids(device: str | None) -> list[int]:
     """GPUs to pin local workers to (one each, round robin); none on a CPU run or when a
     specific cuda:N was asked for (the worker then sees every GPU)."""
@@ -39,6 +40,7 @@ def local_gpu_ids(device: str | None) -> list[int]:
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
 
 def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, trial_fn: TrialFunction,
            trial_kwargs: dict) -> dict:
@@ -96,6 +98,7 @@ def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, t
                          "--time, --mem and --slurm values against the cluster (sinfo, scontrol show partition)") from None
     return record
 
+
 def load_submissions(results_root) -> list[dict]:
     """Every submission record under <results>/.submitit, oldest first."""
     folder = Path(results_root) / SUBMISSION_DIR / "submissions"
@@ -106,6 +109,7 @@ def load_submissions(results_root) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue  # a record cut by a crash names no job we could follow
     return sorted(records, key=lambda r: r.get("submitted_at", 0.0))
+
 
 def describe_submission(record: dict) -> str:
     tasks = record["tasks"]
