@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import finish_trial
 
 from noisybench.bench.cli import main
+from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.results import lease as lease_module
 from noisybench.results.aggregate import load_trials
 from noisybench.results.integrity import check_store, verify_done
 from noisybench.results.lease import LEASE_FILE, TrialLease, live_holder, read_holder
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, read_checked, write_checked
-
-from helpers import finish_trial
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
@@ -358,3 +358,22 @@ def test_status_shows_a_trial_held_by_a_live_process_as_running(tmp_path, capsys
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_trial_is_not_resumed_in_another_precision(tmp_path, monkeypatch):
+    """Precision None is the device's default: a trial started in bf16 (a GPU) must not be finished
+    in fp32 (a CPU) as one run; the sweep stops in one line and the trial is left as it was."""
+    from noisybench.bench.trainer.trial import run_trial
+
+    killed = killed_after(2, monkeypatch)
+    with pytest.raises(killed):
+        run_trial(spec(epochs=4), tmp_path, device="cpu")
+    monkeypatch.undo()
+    trial = TrialStore(tmp_path).trial(spec(epochs=4))
+    record = trial.read_spec()
+    assert record["arithmetic"]["precision"] == "fp32"
+    trial.spec_file.write_text(json.dumps({**record, "arithmetic": {**record["arithmetic"], "precision": "bf16"}}))
+    lines_before = trial.metrics_file.read_text()
+    with pytest.raises(BenchError, match="was started in bf16 and would resume in fp32"):
+        run_trial(spec(epochs=4), tmp_path, device="cpu")
+    assert trial.state == "incomplete" and trial.metrics_file.read_text() == lines_before

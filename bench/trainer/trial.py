@@ -12,6 +12,7 @@ import traceback
 
 import torch
 
+from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.records import spec_record
@@ -98,6 +99,13 @@ def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, d
     # A resumed CPU trial keeps the thread count it started with: sums split over another number
     # of threads round differently, and the resumed trial would match neither run.
     threads = old.get("cpu_threads") if old and torch_device.type == "cpu" else None
+    was = (old.get("arithmetic") or {}).get("precision") if old else None
+    now = Arithmetic.resolve(torch_device, spec.precision).precision
+    if was is not None and was != now:
+        # Precision None means the device's default: a trial started in bf16 on a GPU must not be
+        # finished in fp32 on a CPU (or the other way) as if it were one run.  Nothing is written.
+        raise BenchError(f"{trial.path} was started in {was} and would resume in {now} on {torch_device}; "
+                         f"resume it on the same kind of device, or pass --precision {was}")
     if threads is not None and threads != torch.get_num_threads():
         print(f"{spec.label()}: resumed on {threads} CPU threads, the count it started with "
               f"(not this process's {torch.get_num_threads()})", flush=True)
