@@ -18,6 +18,7 @@ from noisybench.bench.protocols import check_protocol_name, check_recipe_fits_da
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
+from noisybench.methods.registry import canonical_overrides
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
 
@@ -132,9 +133,16 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     for name in methods:
         get_method(name)
     hp = parse_hp(req.hp, methods)
-    variants = [(name, overrides) for name in methods for overrides in hp_grid(hp.get(name, {}))]
-    # Type-checks every override now, not mid-sweep.
-    hparams = [(name, build_hparams(name, overrides)) for name, overrides in variants]
+    # Type-checks every override now, not mid-sweep, and keeps each value in its one canonical
+    # spelling with the defaults dropped: q=0.70 is q=0.7, and gce[q=0.7] is gce, one trial.
+    hparams, variants = [], []
+    for name in methods:
+        for overrides in hp_grid(hp.get(name, {})):
+            values = build_hparams(name, overrides)
+            variant = (name, canonical_overrides(values))
+            if variant not in variants:
+                variants.append(variant)
+                hparams.append((name, values))
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
     # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
@@ -165,7 +173,7 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
             models_checked.add(recipe.model)
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
-                  epochs=req.epochs, batch_size=req.batch_size, hparams=tuple(sorted(overrides.items())),
+                  epochs=req.epochs, batch_size=req.batch_size, hparams=overrides,
                   pretrained=pretrained, precision=req.precision)
         for (m, overrides), n, s in itertools.product(variants, noise_specs, seeds)
     ]

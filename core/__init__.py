@@ -9,4 +9,4 @@ Nothing here imports torch, numpy or another noisybench package, so `bench --hel
 store's readers stay light.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

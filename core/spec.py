@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
+
 # TrialSpec fields added after trials were first stored, with default None: to_json leaves
 # them out while they are None.  Append here when adding such a field.
 OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained", "precision")
@@ -28,6 +30,9 @@ class TrialSpec:
     # Fields added after the first trials were stored; listed in OMITTED_WHEN_DEFAULT.
     pretrained: str | None = None  # absolute path of the initial weights (--pretrained)
     precision: str | None = None  # "bf16" | "fp32" (--precision); None: the device's default
+    # How the shared streams are seeded (core/seeding.py).  A spec.json without the field was written
+    # by noisybench 0.1 under the legacy scheme, which stays out of the JSON so its hash is unchanged.
+    seeding: int = CURRENT_SEEDING
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -37,12 +42,15 @@ class TrialSpec:
         for name in OMITTED_WHEN_DEFAULT:
             if data[name] is None:
                 del data[name]
+        if data["seeding"] == LEGACY_SEEDING:
+            del data["seeding"]
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "TrialSpec":
         data = dict(data)
         data["hparams"] = tuple(sorted((str(k), str(v)) for k, v in dict(data.get("hparams") or {}).items()))
+        data.setdefault("seeding", LEGACY_SEEDING)
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
 

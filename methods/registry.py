@@ -118,5 +118,28 @@ def build_hparams(name: str, overrides: dict[str, str] | None = None):
     return hp
 
 
+def canonical_text(value: Any) -> str:
+    """One spelling per value, so that equal hyperparameters hash equal: 0.70 and 0.7 -> "0.7",
+    yes/on/1 -> "true", 1e-3 -> "0.001", None -> "none"."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def canonical_overrides(hparams, defaults=None) -> tuple[tuple[str, str], ...]:
+    """The (name, canonical text) of every field of ``hparams`` that differs from its default, sorted:
+    what a trial's spec holds and hashes.  A value given but equal to the default is dropped, so
+    ``gce`` and ``gce[q=0.7]`` are one trial.  ``defaults``: the dataclass's own when None."""
+    base = defaults if defaults is not None else type(hparams)()
+    return tuple(sorted(
+        (f.name, canonical_text(getattr(hparams, f.name)))
+        for f in dataclasses.fields(hparams) if getattr(hparams, f.name) != getattr(base, f.name)
+    ))
+
+
 def build_method(name: str, overrides: dict[str, str] | None, ctx):
     return get_method(name)(build_hparams(name, overrides), ctx)

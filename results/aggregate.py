@@ -13,12 +13,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
 from noisybench.results.store import DONE, DamagedTrial, TrialStore
 from noisybench.results.summary import best_and_last
 
 GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
 SUMMARY_COLUMNS = GROUP_KEYS + ["n", "best_mean", "best_std", "last_mean", "last_std"]
+# Rows of trials seeded by noisybench 0.1's scheme, in a store that also holds trials of today's.
+OLD_SEEDING_MARK = " (0.1 seeding)"
 
 
 def method_label(spec: dict) -> str:
@@ -45,6 +48,7 @@ def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
         "method": method_label(spec), "seed": spec["seed"], "state": state,
         "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(path),
         "realised_noise": (record.get("noise") or {}).get("realised_rate"),
+        "seeding": spec.get("seeding", LEGACY_SEEDING),
     }
     if metrics:
         row["best_epoch"] = numbers["best_epoch"]
@@ -81,7 +85,24 @@ def load_trials(root, states: tuple[str, ...] = (DONE,), echo: Callable[[str], N
                 trial.read_spec()
         except DamagedTrial as err:
             echo(excluded_line(str(err), root))
-    return pd.DataFrame(rows)
+    return keep_old_seeding_apart(pd.DataFrame(rows), echo)
+
+
+def keep_old_seeding_apart(frame: pd.DataFrame, echo: Callable[[str], None] = warn) -> pd.DataFrame:
+    """Mark the method of every trial seeded by noisybench 0.1 (from its spec hash) when the store
+    also holds trials seeded today (common random numbers), so that the two are never averaged in
+    one cell nor paired as if they shared their initialisation and batches.  A store of 0.1 trials
+    only is one scheme throughout and is tabled as before."""
+    if frame.empty or "seeding" not in frame or frame["seeding"].nunique() < 2:
+        return frame
+    frame = frame.copy()
+    old = frame["seeding"] != CURRENT_SEEDING
+    frame.loc[old, "method"] = frame.loc[old, "method"] + OLD_SEEDING_MARK
+    trials = frame.loc[old, ["dataset", "protocol", "noise", "method", "seed"]].drop_duplicates()
+    echo(f"{len(trials)} trials were seeded by noisybench 0.1's scheme (from the spec hash, not shared "
+         f"across methods); they are kept in rows marked '{OLD_SEEDING_MARK.strip()}' -- rerun the sweep to "
+         f"compare them with the rest")
+    return frame
 
 
 def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
@@ -91,10 +112,11 @@ def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
         spec = verified.record["spec"]
         frame = pd.DataFrame(verified.metrics)
         for key, value in (("dataset", spec["dataset"]), ("protocol", protocol_label(spec)),
-                           ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"])):
+                           ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"]),
+                           ("seeding", spec.get("seeding", LEGACY_SEEDING))):
             frame[key] = value
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return keep_old_seeding_apart(pd.concat(frames, ignore_index=True), echo) if frames else pd.DataFrame()
 
 
 def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:

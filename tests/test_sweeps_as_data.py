@@ -20,7 +20,9 @@ def test_a_grid_expands_to_the_product_of_its_values():
     specs = build_specs(SweepRequest(methods="standard,lend", noise="sym:0.4,pair:0.35", seeds="2",
                                      hp=("lend.k=2,4,8", "lend.gamma=1,3")))
     assert len(specs) == (1 + 6) * 2 * 2
-    assert {dict(s.hparams).get("k") for s in specs if s.method == "lend"} == {"2", "4", "8"}
+    # k=8 and gamma=3 are LEND's defaults, so its trials hold no override: lend[k=8] is plain lend, one trial.
+    assert {dict(s.hparams).get("k") for s in specs if s.method == "lend"} == {"2", "4", None}
+    assert {dict(s.hparams).get("gamma") for s in specs if s.method == "lend"} == {"1.0", None}
 
 
 @pytest.mark.parametrize("hp, words", [
@@ -58,7 +60,7 @@ def test_a_sweep_file_runs_and_a_flag_overrides_it(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"6 trials in {tmp_path / 'runs'} (6 not started)")
-    assert "gce[q=0.9,truncated=false]" in out
+    assert "gce[q=0.9]" in out  # truncated=false is GCE's default, dropped before hashing
     assert main(["run", "--config", str(config), "--seeds", "1"]) == 0  # the flag wins: seed 0 only
     capsys.readouterr()
     assert main(["run", "--config", str(config), "--dry-run"]) == 0

@@ -25,7 +25,6 @@ from noisybench.bench.trainer.setup import TrialSetup
 from noisybench.bench.trainer.view import TrainerViewImpl
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
-from noisybench.core.seeding import derive_seed
 from noisybench.methods.base import Batch, Method
 from noisybench.results.store import TrialDir, read_checked
 
@@ -61,16 +60,17 @@ class Trainer:
         self.hook_metrics: dict[str, float] = {}  # what hooks reported through the view this epoch
         self.end_note: str | None = None  # why training ended before the budget, or that it hit it
 
-    def generator(self, *stream) -> torch.Generator:
+    def generator(self, purpose: str, *stream) -> torch.Generator:
+        """A device Generator for a stream shared by every method of (dataset, model, seed)."""
         g = torch.Generator(device=self.data.device)
-        g.manual_seed(derive_seed(self.spec.hash, *stream))
+        g.manual_seed(self.setup.shared_seed(purpose, *stream))
         return g
 
     def batch_order(self, epoch: int) -> list[Tensor]:
         """This epoch's shuffled batches of training indices (the last partial batch is kept,
         unless it holds a single sample, which BatchNorm cannot train on)."""
         g = torch.Generator()
-        g.manual_seed(derive_seed(self.spec.hash, "order", epoch))
+        g.manual_seed(self.setup.shared_seed("order", epoch))
         idx = self.data.train_idx
         subset = self.method.train_subset()
         if subset is not None:  # the method's active set (e.g. a confident set), within the split
@@ -97,7 +97,7 @@ class Trainer:
             raise BenchError(f"{self.spec.method} trains on a subset of the samples each epoch, which a streamed "
                              f"dataset ({self.spec.dataset}) does not support; use an in-memory dataset")
         stream, batch_size = data.train_stream, self.recipe.batch_size
-        seed = derive_seed(self.spec.hash, "stream")
+        seed = self.setup.shared_seed("stream")
         single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
         for images, index in stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left):
             yield Batch(data.to_input(images), data.noisy[index], index)

@@ -11,7 +11,8 @@ import noisybench.noise as noise
 from noisybench.bench.protocols import Recipe, resolve_recipe
 from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.data import DeviceData, split_validation
-from noisybench.core.seeding import derive_seed
+from noisybench.core.errors import BenchError
+from noisybench.core.seeding import CURRENT_SEEDING, common_seed, derive_seed
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
 from noisybench.methods.base import Method, MethodContext
@@ -30,6 +31,11 @@ class TrialSetup:
     data: DeviceData
     method: Method
 
+    def shared_seed(self, purpose: str, *stream: object) -> int:
+        """The seed of a stream every method and hyperparameter value of (dataset, model, seed)
+        shares -- batch order, augmentation -- so that a seed's rows differ by their methods only."""
+        return common_seed(purpose, self.spec.dataset, self.recipe.model, self.spec.seed, *stream)
+
 
 def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None,
                 memory_format: str | None = None, fused: bool | None = None,
@@ -40,6 +46,10 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     ``dataset``: an in-memory Dataset to use instead of loading ``spec.dataset`` (`bench speed`
     times the real trial on synthetic data of a real dataset's shape this way).
     """
+    if spec.seeding != CURRENT_SEEDING:
+        raise BenchError(f"{spec.label()} was made under seeding scheme {spec.seeding} (noisybench 0.1: from the spec "
+                         f"hash), which this version no longer trains; rerun the sweep to train it under common "
+                         f"random numbers (scheme {CURRENT_SEEDING}) in a new trial directory")
     if dataset is None:
         dataset = datasets.load(spec.dataset, data_root)
     noise_spec = noise.parse_noise(spec.noise)
@@ -59,9 +69,10 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     initial_weights = read_state_dict(spec.pretrained) if spec.pretrained else None
 
     def build_network(i: int) -> nn.Module:
-        # Scoped seeding: the i-th network of a trial starts from the same weights on every run.
+        # Scoped seeding, common to every method of (dataset, model, seed): the i-th network starts
+        # from the same weights on every run and in every method and hyperparameter value.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed("init", spec.hash, i))
+            torch.manual_seed(common_seed("init", spec.dataset, recipe.model, spec.seed, i))
             net = build_model(recipe.model, dataset.num_classes, dataset.image_shape)
         if initial_weights is not None:
             load_pretrained(net, initial_weights, recipe.model, spec.pretrained)

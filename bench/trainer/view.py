@@ -10,7 +10,6 @@ from torch import Tensor
 from noisybench.bench.trainer.evaluate import EVAL_BATCH, predict_logits, stream_outputs
 from noisybench.bench.trainer.meter import selection_scores
 from noisybench.bench.trainer.optim import build_optimizer
-from noisybench.core.seeding import derive_seed
 from noisybench.methods.base import TrainerView
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ class TrainerViewImpl(TrainerView):
         try:
             if data.train_stream is not None:
                 stream = data.train_stream.replace(augment=augment)
-                seed = derive_seed(self._t.spec.hash, "hook-augment", self._t.epoch)
+                seed = self._t.setup.shared_seed("hook-augment", self._t.epoch)
                 return stream_outputs(lambda x: (method.predict(x),), data, stream, seed)[0]
             if not augment:
                 return predict_logits(method.predict, data, data.images)
