@@ -18,7 +18,7 @@ import noisybench.datasets.commands as data_commands
 import noisybench.results.commands as results_commands
 import noisybench.slurm.commands as slurm_commands
 from noisybench.bench.sweep_file import apply_sweep_file
-from noisybench.bench.trainer.arithmetic import add_arithmetic_arguments, arithmetic_options
+from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 from noisybench.core.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
@@ -243,12 +243,18 @@ def cmd_list(args) -> int:
         return 0
     import noisybench.datasets as datasets
     import noisybench.noise as noise
-    from noisybench.bench.protocols import PROTOCOLS
-    from noisybench.methods import describe_methods
-    from noisybench.methods.networks import describe_models
+    from noisybench.bench import catalogue
 
-    sections = [("methods", describe_methods()), ("datasets", datasets.describe_datasets()),
-                ("models", describe_models()), ("protocols", PROTOCOLS), ("noise types", noise.noise_kinds())]
+    if catalogue.plugins_installed():  # only a plugin's code knows what it registers: import everything
+        from noisybench.bench.protocols import PROTOCOLS
+        from noisybench.methods import describe_methods
+        from noisybench.methods.networks import describe_models
+
+        methods, models, protocols = describe_methods(), describe_models(), PROTOCOLS
+    else:  # read from the source, without torch (bench/catalogue.py)
+        methods, models, protocols = catalogue.builtin_methods(), catalogue.builtin_models(), catalogue.builtin_protocols()
+    sections = [("methods", methods), ("datasets", datasets.describe_datasets()),
+                ("models", models), ("protocols", protocols), ("noise types", noise.noise_kinds())]
     for title, entries in sections:
         print(f"{title}:")
         width = max((len(k) for k in entries), default=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 
-from noisybench.bench.speed.measure import run_speed
 from noisybench.bench.speed.options import (
     CIFAR_TRAIN_SIZE,
     COMPILE_MODES,
@@ -13,10 +12,11 @@ from noisybench.bench.speed.options import (
     parse_pack,
 )
 from noisybench.bench.speed.report import format_report
-from noisybench.bench.trainer.arithmetic import add_arithmetic_arguments, arithmetic_options
+from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 
 
 def cmd_speed(args) -> int:
+    from noisybench.bench.speed.measure import run_speed  # torch: only when timing, not for --help
     from noisybench.bench.sweep import split_list
 
     options = SpeedOptions(

@@ -4,10 +4,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from noisybench.core.errors import BenchError
+
+if TYPE_CHECKING:  # torch is imported when timing starts, not by `bench --help`
+    import torch
 
 CIFAR_TRAIN_SIZE = 50_000
 CIFAR_TEST_SIZE = 10_000
@@ -56,6 +58,8 @@ class SpeedOptions:
 
 def resolve_options(options: SpeedOptions) -> tuple[SpeedOptions, torch.device]:
     """Check every option before anything is built (one-line errors) and fill the defaults."""
+    import torch
+
     import noisybench.noise as noise
     from noisybench.bench.protocols import check_protocol_name
     from noisybench.bench.trainer.device import resolve_device
