@@ -193,18 +193,16 @@ def cmd_table(args) -> int:
     check_results_path(args.results, must_exist=True)
     from noisybench.results.aggregate import load_trials
 
-    if args.compare_paper and args.format == "csv":
-        raise BenchError("--compare-paper needs --format markdown or latex (the CSV holds measured numbers only)")
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
-    status = print_table(args.results, args.format, test=args.test, options=table_options(args, args.results))
-    if args.compare_paper:
+    options = table_options(args, args.results)
+    if args.compare_paper:  # the table, then published numbers with verdicts (csv: the comparison rows alone)
         from noisybench.results.aggregate import summarize
-        from noisybench.results.reference import render_comparison
+        from noisybench.results.reference import table_with_comparison
 
-        print()
-        print(render_comparison(summarize(load_trials(args.results)), args.format), end="")
-    return status
+        print(table_with_comparison(summarize(load_trials(args.results)), args.format, args.test, options), end="")
+        return 0
+    return print_table(args.results, args.format, test=args.test, options=options)
 
 
 def cmd_noise(args) -> int:
@@ -301,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise-kind: one table per noise family (sym, pair, ...), for grids too wide for a page")
     p.add_argument("--compare-paper", action="store_true",
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
-                        "method, saying where the protocols differ")
+                        "method, with the difference and a verdict (results/README.md); with --format csv "
+                        "the comparison rows alone")
     results_commands.add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 
