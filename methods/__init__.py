@@ -15,3 +15,5 @@ from noisybench.methods import sigua  # noqa: F401
 from noisybench.methods import lend  # noqa: F401
 from noisybench.methods import me_momentum  # noqa: F401
 from noisybench.methods import self_learning  # noqa: F401
+from noisybench.methods import elr  # noqa: F401
+from noisybench.methods import dividemix  # noqa: F401
