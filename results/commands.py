@@ -61,7 +61,7 @@ def cmd_plot_curves(args) -> int:
     if args.dpi < 10:
         raise BenchError(f"--dpi {args.dpi}: give at least 10 (100 is the screen default, 300 print quality)")
     plot_curves(epochs, metrics, out, where=str(root), colors=colors, dpi=args.dpi,
-                epoch_range=parse_epoch_range(args.epochs), sharey=args.sharey)
+                epoch_range=parse_epoch_range(args.epochs), sharey=args.sharey, x_axis=args.x)
     print(f"wrote {out}")
     return 0
 
@@ -150,6 +150,10 @@ def register_commands(subparsers) -> None:
     p.add_argument("--epochs", default=None, metavar="A:B",
                    help="only epochs A..B, a common x-range when one method trains far longer (e.g. 1:100)")
     p.add_argument("--sharey", action="store_true", help="one y-range for every panel (default: each its own)")
+    p.add_argument("--x", choices=("auto", "epoch", "progress"), default="auto",
+                   help="x-axis: epochs, or each method's training progress (%% of its own epochs) so that methods "
+                        "with long budgets (Me-Momentum) do not squeeze the others; auto: progress when one "
+                        "method's epochs are over twice another's in a panel")
     p.set_defaults(handler=cmd_plot_curves)
 
     p = figures.add_parser("tsne", help="t-SNE of a trial's saved features coloured by true, predicted, noisy labels")

@@ -26,17 +26,22 @@ from matplotlib.figure import Figure
 
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
+from noisybench.results.style import (  # noqa: F401  (method_colors, metric_name: this module's API too)
+    METRIC_LINESTYLES,
+    method_colors,
+    method_markers,
+    metric_axis_label,
+    metric_name,
+    metric_scale,
+)
 from noisybench.results.tables import method_sort_key, noise_sort_key
 
 SETTING_KEYS = ["dataset", "protocol", "noise"]
-IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch"}
+IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch", "seeding"}
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 DPI = 100
 CURVE_PANEL_INCHES = (5.0, 3.6)
 TSNE_PANEL_INCHES = (4.6, 4.4)
-METRIC_LINESTYLES = ["-", "--", ":", "-."]
-# Fractions in [0, 1] that the paper plots in percent.
-PERCENT_METRIC = re.compile(r"(acc|precision|recall|fraction)")
 
 
 def new_figure(width_inches: float, height_inches: float, dpi: int = DPI) -> Figure:
@@ -53,51 +58,6 @@ def check_figure_path(out) -> Path:
     if not path.parent.is_dir():
         raise BenchError(f"--out {out}: directory {path.parent} does not exist; create it first")
     return path
-
-
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-def method_colors(methods) -> dict[str, tuple]:
-    """One colour per method, the same in every figure of every store: a method's colour is fixed
-    by its place among the registered methods, whichever others a figure shows.  The variants of a
-    method (its --hp rows) share its colour and differ by marker (:func:`method_markers`)."""
-    from matplotlib import colormaps
-
-    from noisybench.methods import method_names
-
-    bases = list(method_names())
-    bases += sorted({m.split("[")[0] for m in methods} - set(bases))  # a name no longer registered
-    palette = colormaps["tab10" if len(bases) <= 10 else "tab20"]
-    return {m: palette(bases.index(m.split("[")[0]) % palette.N) for m in set(methods)}
-
-
-def method_markers(methods) -> dict[str, str | None]:
-    """No marker for a method's plain row; one marker per --hp variant, in label order."""
-    variants: dict[str, list[str]] = {}
-    for m in sorted(set(methods)):
-        variants.setdefault(m.split("[")[0], []).append(m)
-    out = {}
-    for base, labels in variants.items():
-        plain = [m for m in labels if m == base]
-        for i, m in enumerate(plain + [m for m in labels if m != base]):
-            out[m] = None if m == base or len(labels) == 1 else MARKERS[i % len(MARKERS)]
-    return out
-
-
-# Human names of the metrics the trainer and the methods log (axis labels and legends).
-METRIC_NAMES = {
-    "test_acc": "test accuracy", "train_loss": "training loss", "lr": "learning rate",
-    "val_acc": "noisy-validation accuracy", "val_balanced_acc": "noisy-validation balanced accuracy",
-    "label_precision": "label precision", "label_recall": "label recall", "kept_fraction": "kept fraction",
-    "weight_noisy": "weight on noisy samples", "forget_rate": "forget rate",
-    "diluted_label_acc": "diluted-label accuracy", "model_pred_acc": "model-prediction accuracy",
-    "nan_fallbacks": "dilution fallbacks", "test_acc_net2": "test accuracy (net 2)",
-}
-
-
-def metric_name(metric: str) -> str:
-    return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
 # --------------------------------------------------------------------------------------
@@ -131,15 +91,6 @@ def curve_table(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def metric_scale(metric: str) -> float:
-    return 100.0 if PERCENT_METRIC.search(metric) else 1.0
-
-
-def metric_axis_label(metrics: list[str]) -> str:
-    units = {" (%)" if metric_scale(m) == 100.0 else "" for m in metrics}
-    return " / ".join(metric_name(m) for m in metrics) + (units.pop() if len(units) == 1 else "")
-
-
 def parse_epoch_range(text: str | None) -> tuple[int, int] | None:
     """``A:B`` (1-based, inclusive; either end may be left out) -> (A, B); None: every epoch."""
     if not text:
@@ -154,9 +105,27 @@ def parse_epoch_range(text: str | None) -> tuple[int, int] | None:
     return first, last
 
 
+X_AXES = ("auto", "epoch", "progress")
+# x = "auto" draws progress instead of epochs when one method's budget is over this many times another's.
+LONG_BUDGET_RATIO = 2.0
+
+
+def uses_progress(epochs: pd.DataFrame, x_axis: str) -> bool:
+    """Whether the x-axis is each method's training progress rather than its epoch: asked for, or
+    (auto) when budgets differ so much (Me-Momentum's 400-500 epochs beside 100) that the shorter
+    methods would be squeezed into a fraction of each panel."""
+    if x_axis not in X_AXES:
+        raise BenchError(f"--x {x_axis}: choose one of {', '.join(X_AXES)}")
+    if x_axis != "auto" or epochs.empty:
+        return x_axis == "progress"
+    budgets = epochs.groupby(SETTING_KEYS + ["method"])["epoch"].max()
+    longest = budgets.groupby(level=SETTING_KEYS).agg(["min", "max"])
+    return bool((longest["max"] > LONG_BUDGET_RATIO * longest["min"]).any())
+
+
 def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: str = "the results",
                 colors: dict | None = None, levels: dict | None = None, dpi: int = DPI,
-                epoch_range: tuple[int, int] | None = None, sharey: bool = False) -> Figure:
+                epoch_range: tuple[int, int] | None = None, sharey: bool = False, x_axis: str = "auto") -> Figure:
     """Learning curves: one panel per (dataset, protocol, noise), one line per method and metric.
 
     Lines are the mean over seeds; the band is ±1 sample std (drawn where n >= 2).  Accuracy-like
@@ -164,7 +133,9 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
     ``"<method>|<metric>"`` so that the drawn numbers can be read back.  ``levels`` maps a setting
     (dataset, protocol, noise) to a (value in plotted units, label) drawn as a dotted horizontal
     line, e.g. the accuracy of the noisy labels themselves.  ``epoch_range`` (first, last) keeps
-    those epochs only: a common x-range when one method trains far longer than the others.  The
+    those epochs only: a common x-range when one method trains far longer than the others.
+    ``x_axis`` "progress" draws each method over its own budget, epoch / (its last epoch) in percent,
+    so that 100 and 500 epochs span one width; "auto" does so when budgets differ over 2x.  The
     legend is drawn once, outside the panels; a method keeps its colour in every figure.
     """
     if isinstance(metrics, str):
@@ -174,6 +145,8 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
         epochs = epochs[(epochs["epoch"] >= epoch_range[0]) & (epochs["epoch"] <= epoch_range[1])]
         if epochs.empty:
             raise BenchError(f"--epochs {epoch_range[0]}:{epoch_range[1]}: no epoch of {where} is in that range")
+    progress = uses_progress(epochs, x_axis)
+    budgets = epochs.groupby(SETTING_KEYS + ["method"])["epoch"].max() if progress else None
     tables = {m: curve_table(epochs, m) for m in metrics}
     present = pd.concat([t[SETTING_KEYS] for t in tables.values()]).drop_duplicates()
     settings = sorted(present.itertuples(index=False, name=None),
@@ -196,6 +169,8 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
             for method in sorted(panel["method"].unique(), key=method_sort_key):
                 curve = panel[panel["method"] == method]
                 x = curve["epoch"].to_numpy(dtype=float)
+                if progress:
+                    x = 100.0 * x / float(budgets[(dataset, protocol, noise, method)])
                 mean = curve["mean"].to_numpy(dtype=float) * scale
                 std = curve["std"].to_numpy(dtype=float) * scale
                 label = method if len(metrics) == 1 else f"{method}: {metric_name(metric)}"
@@ -216,7 +191,7 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
             legend.setdefault("noisy labels" if level_label.startswith("noisy labels") else level_label, level)
         title = f"{dataset} · {noise}" + (f" · {protocol}" if several_protocols else "")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("training progress (% of each method's epochs)" if progress else "epoch")
         ax.set_ylabel(metric_axis_label(metrics))
         ax.grid(True, alpha=0.3)
     for ax in axes[len(settings):]:

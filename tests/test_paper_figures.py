@@ -102,3 +102,17 @@ def test_the_recipe_table_lists_only_fields_that_apply():
     assert applying_fields(coteaching, {})["decay_start"] == 80
     assert np.isclose(applying_fields({**adam_constant, "optimizer": "sgd", "schedule": "multistep",
                                        "milestones": [50]}, {})["momentum"], 0.9)
+
+
+def test_a_long_budget_does_not_squeeze_the_other_methods(store):
+    epochs = load_epochs(store)  # me_momentum trains 60 epochs, the others 12
+    auto = plot_curves(epochs, ["test_acc"]).axes[0]
+    assert auto.get_xlabel() == "training progress (% of each method's epochs)"
+    ends = {line.get_gid().split("|")[0]: max(line.get_xdata()) for line in auto.lines}
+    assert ends == {"standard": 100.0, "lend": 100.0, "lend[k=4]": 100.0, "me_momentum": 100.0}
+    standard = next(line for line in auto.lines if line.get_gid() == "standard|test_acc")
+    assert standard.get_xdata()[0] == pytest.approx(100 / 12)
+    by_epoch = plot_curves(epochs, ["test_acc"], x_axis="epoch").axes[0]
+    assert by_epoch.get_xlabel() == "epoch" and max(max(line.get_xdata()) for line in by_epoch.lines) == 60
+    alike = plot_curves(epochs[epochs["method"] != "me_momentum"], ["test_acc"]).axes[0]
+    assert alike.get_xlabel() == "epoch"  # equal budgets: epochs, as always

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 from noisybench.bench.speed.options import (
     CIFAR_TRAIN_SIZE,
     COMPILE_MODES,
@@ -12,7 +13,6 @@ from noisybench.bench.speed.options import (
     parse_pack,
 )
 from noisybench.bench.speed.report import format_report
-from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 
 
 def cmd_speed(args) -> int:
