@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test install clean-venv readme-numbers
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Every measured number of the READMEs, trained into .readme-runs/ (resumable) and rewritten in
+# place between <!-- numbers: NAME --> markers; the blocks are listed in benchmarks/readme_blocks.py.
+readme-numbers: $(STAMP)
+	$(BIN)/python benchmarks/readme_numbers.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,64 @@
+"""Every measured block of the READMEs: the sweep behind it and how it is shown.
+
+benchmarks/readme_numbers.py trains the sweeps and writes the blocks; a README shows a block
+between ``<!-- numbers: NAME -->`` and ``<!-- /numbers -->``.  Blocks with the same sweep (or
+overlapping ones) share their trials: one store per dataset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    file: str  # the README it appears in, relative to the repository
+    sweep: str = ""  # `bench run` arguments (digits, protocol quick unless they say otherwise)
+    show: str = "table"  # table | paired | epochs | classes | stdout
+    intro: str = ""  # text before the command line
+    note: str = ""  # text after the command line, e.g. " (quick, official defaults)"
+    test: str = "welch"  # the table's significance test
+    columns: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None  # table rows / epochs columns, in this order
+    noises: tuple[str, ...] | None = None
+    pairs: tuple[tuple[str, str, str, str], ...] = ()  # paired: (baseline, method, part, noise)
+    metrics: tuple[str, ...] = ()  # epochs: the metrics shown
+    epochs: tuple[int, ...] = ()  # epochs: the epochs shown
+    command: str = ""  # stdout: the bench command whose output is shown
+
+
+METHODS = "methods/README.md"
+ALL_BASELINES = "standard,coteaching,gce,jocor,sigua,lend,elr,dividemix"
+LEND_10 = "--methods standard,lend,gce,sigua,coteaching,jocor --noise sym:0.4,pair:0.45 --seeds 10"
+LEND_256 = "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 10 --batch-size 256"
+
+BLOCKS: list[Block] = [
+    Block("demo", "README.md", show="stdout", command="bench run --methods standard --noise sym:0.4 --seeds 3",
+          intro="`make demo` (`bench run --methods standard --noise sym:0.4 --seeds 3`). "),
+    Block("methods-main", METHODS, f"--methods {ALL_BASELINES} --noise sym:0.4,pair:0.35 --seeds 3"),
+    Block("methods-pair45", METHODS, f"--methods {ALL_BASELINES} --noise pair:0.45 --seeds 3"),
+    Block("coteaching-precision", METHODS, "--methods coteaching --noise sym:0.4 --seeds 3", show="epochs",
+          intro="Co-teaching's kept samples, mean of 3 seeds: ", methods=("coteaching",), noises=("sym:0.4",),
+          metrics=("forget_rate", "label_precision"), epochs=(1, 9, 100)),
+    Block("lend-batch-64", METHODS, "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 3", show="paired",
+          pairs=(("standard", "lend", "last", "sym:0.4"), ("standard", "lend", "last", "pair:0.45"))),
+    Block("lend-10-seeds", METHODS, LEND_10),
+    Block("lend-10-seeds-paired", METHODS, LEND_10, show="paired",
+          pairs=tuple(("standard", m, "last", n) for n in ("pair:0.45", "sym:0.4")
+                      for m in ("lend", "gce", "sigua", "coteaching", "jocor"))),
+    Block("lend-10-seeds-classes", METHODS, LEND_10, show="classes", methods=("standard", "lend"),
+          noises=("pair:0.45",), intro="Per class (`bench classes --noise pair:0.45`), standard and lend: "),
+    Block("lend-batch-256", METHODS, LEND_256),
+    Block("lend-batch-256-paired", METHODS, LEND_256, show="paired",
+          pairs=(("standard", "lend", "last", "sym:0.4"), ("standard", "lend", "last", "pair:0.45"))),
+    Block("lend-k3", METHODS, "--methods lend --noise sym:0.4,pair:0.45 --seeds 3 --hp lend.k=3"),
+    Block("lend-paper-readings", METHODS, "--methods lend --noise sym:0.4,pair:0.45 --seeds 3 --batch-size 256 "
+          "--hp lend.selection=hard,lend.temporal=output,lend.solver=iterate"),
+    Block("lend-dilution-256", METHODS, "--methods lend --noise sym:0.4 --seeds 3 --batch-size 256", show="epochs",
+          intro="Batch 256, mean of 3 seeds: ", methods=("lend",), noises=("sym:0.4",),
+          metrics=("diluted_label_acc", "model_pred_acc"), epochs=(1, 2, 5, 10, 20, 100)),
+    Block("lend-dilution-64", METHODS, "--methods lend --noise sym:0.4 --seeds 3", show="epochs",
+          intro="Batch 64, mean of 3 seeds: ", methods=("lend",), noises=("sym:0.4",),
+          metrics=("diluted_label_acc", "model_pred_acc"), epochs=(1, 2, 5, 10, 20, 100)),
+    Block("phase-methods", METHODS, "--methods standard,me_momentum,self_learning --noise sym:0.4 --seeds 3"),
+]
