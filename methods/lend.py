@@ -8,7 +8,10 @@ In every mini-batch the noisy labels are propagated over a kNN graph of the netw
 features: a mislabelled sample surrounded by correctly labelled neighbours has its label diluted,
 and its loss is down-weighted by how much of its own label survives.  The defaults reproduce the
 official code (which produced the paper's figures); the paper's readings are options:
-``selection=hard`` (Eq. 6), ``solver=iterate`` (Eq. 3), ``temporal=output`` (Eq. 5).
+``selection=hard`` (Eq. 6), ``solver=iterate`` (Eq. 3), ``temporal=output`` (Eq. 5); and
+``fallback=row`` confines the official whole-batch fallback of a batch with an isolated sample
+to that sample.  Protocol ``original`` trains it as its code did on CIFAR: the official
+``lend_preact_resnet18`` on unnormalised inputs; the shared default (lend-paper) is the paper's ResNet-18.
 """
 from __future__ import annotations
 
@@ -20,36 +23,48 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.core.errors import BenchError
-from noisybench.methods.base import Batch, Method, MethodContext, StepOutput
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
 from noisybench.methods.registry import register
 
 
 class Dilution(NamedTuple):
     labels: Tensor  # (B, C) diluted label distributions; every row sums to 1
-    fell_back: Tensor  # 0-dim float, 1.0 when the propagation was not finite and the input was used
+    fell_back: Tensor  # 0-dim float: 1.0 when any row of this batch fell back to its input, else 0.0
+    fallback_rows: Tensor  # 0-dim float: the share of the batch's rows that fell back (1.0 under "batch")
 
 
 def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0, alpha: float = 0.99,
-           solver: str = "closed", iterations: int = 1000) -> Dilution:
+           solver: str = "closed", iterations: int = 1000, fallback: str = "batch") -> Dilution:
     """Label noise dilution (LEND, Zhang et al. 2022, Sect. 4; official ``prop_label``).
 
     features (B, d) embeddings, label_dist (B, C) label distributions (one-hot noisy labels or a
     temporal mix).  Steps, as in the official code:
       1. kNN_k(i): the k nearest samples by squared Euclidean distance, i itself included;
       2. A_ij = [f_i . f_j]_+ ** gamma for j in kNN_k(i), j != i, else 0;
-      3. W = A A^T, W <- D^-1/2 W D^-1/2 with D = diag(W 1) (a zero row stays zero);
+      3. W = A A^T, W <- D^-1/2 W D^-1/2 with D = diag(W 1);
       4. closed: Z = (I - alpha W)^-1 label_dist; iterate: the paper's Eq. 3 as the anchored
          propagation Z^t = alpha W Z^(t-1) + (1 - alpha) label_dist from Z^0 = label_dist, whose
          limit is (1 - alpha)(I - alpha W)^-1 label_dist, so Z^T / (1 - alpha) is returned and both
          solvers give the same labels as T grows;
-      5. a non-finite Z is replaced by label_dist (the official NaN fallback; an inf, which the
-         official check lets through to a NaN softmax, falls back too); output softmax(Z).
-    Rules at the edges: k is clamped to B; a sample without neighbours (a batch of one, features
-    that are all zero or anti-aligned) keeps Z_i = label_dist_i, i.e. softmax(label_dist_i) --
-    exactly what the official fallback yields.  A positive scalar on the features cancels (the
-    kNN order is unchanged and the symmetric normalisation divides out c^(4 gamma)).
+      5. the fallback, then output softmax(Z).  A row of W is zero when no neighbour has a
+         positive similarity (features all zero or anti-aligned to its k-1 nearest, possible
+         when the features are signed, as LEND's official network's are; a batch of one).
+         fallback="batch" (official): the official D = diag(W 1)^-1/2 is then inf, which makes
+         every entry of D W D and so of Z NaN, and its ``if Z has NaN: Z = cur`` returns the
+         input for the WHOLE batch -- here: if any row is isolated or any entry of Z is not
+         finite, Z = label_dist for every row.  fallback="row" (an alternative reading): only
+         the isolated rows and the rows of Z that are not finite take their label_dist row; the
+         others keep their propagation (an isolated row's zero row and column of W leave the
+         rest of the system untouched).  Either way an inf in Z falls back, where the official
+         check (NaN only) lets it through to a NaN softmax.
+    ``fell_back`` is 1.0 when any row of the batch fell back (per batch, the same in both modes);
+    ``fallback_rows`` is the share of the batch's rows that did (1.0 whenever "batch" fires).
+    Rules at the edges: k is clamped to B.  A positive scalar on the features cancels (the kNN
+    order is unchanged and the symmetric normalisation divides out c^(4 gamma)).
     Runs in fp32 with autocast off, without a host sync.
     """
+    if fallback not in ("batch", "row"):
+        raise ValueError(f"fallback must be 'batch' or 'row', not {fallback!r}")
     with torch.autocast(device_type=features.device.type, enabled=False):
         feats = features.detach().float()
         given = label_dist.detach().float()
@@ -69,6 +84,7 @@ def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0,
         affinity = similarity.pow(gamma)
         weights = affinity @ affinity.T
         degree = weights.sum(1)
+        isolated = degree <= 0  # A_i = 0 (W_ii = |A_i|^2 >= every W_ij): no neighbour to dilute over
         inv_sqrt_degree = torch.where(degree > 0, degree.clamp_min(torch.finfo(torch.float32).tiny).rsqrt(), 0.0)
         weights = inv_sqrt_degree[:, None] * weights * inv_sqrt_degree[None, :]
         if solver == "closed":
@@ -83,9 +99,11 @@ def dilute(features: Tensor, label_dist: Tensor, k: int = 8, gamma: float = 3.0,
             propagated = propagated / (1 - alpha)
         else:
             raise ValueError(f"solver must be 'closed' or 'iterate', not {solver!r}")
-        fell_back = ~torch.isfinite(propagated).all()
-        propagated = torch.where(fell_back, given, propagated)
-        return Dilution(propagated.softmax(dim=1), fell_back.float())
+        failed_rows = isolated | ~torch.isfinite(propagated).all(dim=1)
+        if fallback == "batch":
+            failed_rows = failed_rows.any().expand(size)
+        propagated = torch.where(failed_rows[:, None], given, propagated)
+        return Dilution(propagated.softmax(dim=1), failed_rows.any().float(), failed_rows.float().mean())
 
 
 def temporal_input(onehot: Tensor, previous: Tensor, visited: Tensor, beta: float) -> Tensor:
@@ -106,9 +124,33 @@ def sample_weights(diluted: Tensor, noisy_labels: Tensor, selection: str) -> Ten
     return (diluted.argmax(dim=1) == noisy_labels).float()
 
 
+# LEND's official main.py (zhangchuang96/lend), the run behind its CIFAR figures: SGD 0.05,
+# momentum 0.9, wd 5e-4, batch 256, 200 epochs, MultiStepLR([100], 0.1) (stepped from epoch 1),
+# RandomCrop(32, padding=4) + flip, ToTensor with both Normalize lines commented out (inputs in
+# [0, 1]), and models/preact_resnet.py's PreActResNet18.  The paper's Sect. 5.1 recipe is the
+# same with "ResNet-18", which protocol lend-paper (the shared default) keeps.
+LEND_ORIGINAL = dict(
+    optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=256, epochs=200,
+    schedule="multistep", milestones=(100,), lr_gamma=0.1, augment=True, crop_padding=4,
+    model="lend_preact_resnet18", normalize=False,
+)
+
+
 @register("lend")
 class LEND(Method):
     """LEND (Zhang et al., Machine Learning 2022): labels diluted over feature neighbours weight the loss. Code: zhangchuang96/lend."""
+
+    # The official code loads CIFAR-10 and CIFAR-100 only; on every other dataset `original`
+    # keeps the dataset's default protocol (no fields replaced).
+    original = OriginalRecipe(
+        {}, "Zhang et al. 2022: zhangchuang96/lend has no code for this dataset (its default protocol)",
+        per_dataset={
+            "cifar10": (LEND_ORIGINAL, "Zhang et al. 2022, zhangchuang96/lend main.py, data/cifar.py, "
+                                       "models/preact_resnet.py PreActResNet18 (CIFAR-10)"),
+            "cifar100": (LEND_ORIGINAL, "Zhang et al. 2022, zhangchuang96/lend main.py, data/cifar.py, "
+                                        "models/preact_resnet.py PreActResNet18 (CIFAR-100)"),
+        },
+    )
 
     @dataclass
     class Hparams:
@@ -125,9 +167,13 @@ class LEND(Method):
         iterations: int = 1000
         temporal: str = "input"  # official: mix into the dilution's input; "output": paper Eq. 5
         warmup_epochs: int = 10  # official: `if epoch < 10` dilutes plain one-hot labels (input mode)
+        # official prop_label: a zero row of W makes all of Z NaN, so `Z = cur` for the whole
+        # batch; "row": only that row keeps its input (see dilute)
+        fallback: str = "batch"
 
         def validate(self) -> None:
-            choices = {"selection": ("soft", "hard"), "solver": ("closed", "iterate"), "temporal": ("input", "output")}
+            choices = {"selection": ("soft", "hard"), "solver": ("closed", "iterate"), "temporal": ("input", "output"),
+                       "fallback": ("batch", "row")}
             for name, allowed in choices.items():
                 if getattr(self, name) not in allowed:
                     raise BenchError(f"--hp lend.{name}={getattr(self, name)}: choose one of {', '.join(allowed)}")
@@ -156,7 +202,7 @@ class LEND(Method):
         if hp.temporal == "input" and epoch >= hp.warmup_epochs:
             given = temporal_input(onehot, previous, visited, hp.beta)
         dilution = dilute(features, given, k=hp.k, gamma=hp.gamma, alpha=hp.alpha,
-                          solver=hp.solver, iterations=hp.iterations)
+                          solver=hp.solver, iterations=hp.iterations, fallback=hp.fallback)
         diluted = dilution.labels
         if hp.temporal == "output":
             diluted = temporal_output(diluted, previous, visited, hp.beta)
@@ -169,7 +215,9 @@ class LEND(Method):
             loss=loss,
             selected={"": weights},
             relabelled={"diluted_label": diluted.argmax(dim=1), "model_pred": logits.detach().argmax(dim=1)},
-            stats={"nan_fallbacks": dilution.fell_back},
+            # Averaged over the epoch's steps: nan_fallbacks is the share of batches in which any
+            # row fell back, fallback_rows the mean share of a batch's rows that did.
+            stats={"nan_fallbacks": dilution.fell_back, "fallback_rows": dilution.fallback_rows},
         )
 
     def predict(self, images: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from noisybench.bench.protocols import resolve_recipe
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
@@ -104,19 +105,58 @@ def test_many_iterations_reach_the_closed_form_and_few_do_not():
 def test_k_beyond_the_batch_is_clamped_and_a_batch_of_one_keeps_its_label():
     features, given = random_case(size=6)
     assert torch.equal(dilute(features, given, k=100).labels, dilute(features, given, k=6).labels)
-    single = dilute(features[:1], given[:1])
-    assert torch.allclose(single.labels, given[:1].softmax(1)) and single.fell_back.item() == 0.0
+    for fallback in ("batch", "row"):  # a sample alone has no neighbour: it falls back, counted
+        single = dilute(features[:1], given[:1], fallback=fallback)
+        assert torch.allclose(single.labels, given[:1].softmax(1))
+        assert single.fell_back.item() == 1.0 and single.fallback_rows.item() == 1.0
 
 
-def test_isolated_samples_keep_their_label_and_nan_falls_back_to_the_input():
+@pytest.mark.parametrize("fallback", ["batch", "row"])
+def test_isolated_samples_keep_their_label_and_nan_falls_back_to_the_input(fallback):
     given = F.one_hot(torch.tensor([0, 1, 2]), 3).float()
-    orthogonal = torch.eye(3)  # no positive similarity with anyone: zero rows of W stay zero
-    out = dilute(orthogonal, given)
-    assert torch.allclose(out.labels, given.softmax(1)) and out.fell_back.item() == 0.0
+    orthogonal = torch.eye(3)  # no positive similarity with anyone: every row of W is zero
+    out = dilute(orthogonal, given, fallback=fallback)
+    assert torch.allclose(out.labels, given.softmax(1))
+    assert out.fell_back.item() == 1.0 and out.fallback_rows.item() == 1.0
     broken = torch.ones(3, 3)
-    broken[1, 1] = float("nan")
-    out = dilute(broken, given)
+    broken[1, 1] = float("nan")  # NaN features: every row's distances, so every row of Z, are NaN
+    out = dilute(broken, given, fallback=fallback)
     assert torch.allclose(out.labels, given.softmax(1)) and out.fell_back.item() == 1.0
+
+
+def clusters_with_an_outcast() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """two_clusters with planted mislabels, plus one sample (the last) whose features are
+    anti-aligned with everyone's: all its similarities clamp to 0, so its row of A and of W is zero."""
+    features, clean = two_clusters()
+    noisy = clean.clone()
+    noisy[[2, 7, 13]] = 1 - noisy[[2, 7, 13]]
+    outcast = torch.tensor([[0.0, 0.0, 0.0, -1.0]])  # the clusters' features are all >= 0
+    labels = torch.cat([noisy, torch.tensor([0])])
+    return torch.cat([features, outcast]), F.one_hot(labels, 2).float(), clean
+
+
+def test_an_isolated_sample_makes_the_whole_batch_fall_back_as_in_the_official_code():
+    features, given, _ = clusters_with_an_outcast()
+    out = dilute(features, given)  # the default: fallback="batch"
+    # The official prop_label on this batch: 1/sqrt(0) = inf in D turns all of D W D, so all of Z,
+    # into NaN, and `Z = cur` hands back every row's input.
+    official = official_prop_label(features, given, 8, 3.0, 0.99)
+    assert torch.allclose(official, given.double().softmax(1))
+    assert torch.allclose(out.labels.double(), official)
+    assert out.fell_back.item() == 1.0 and out.fallback_rows.item() == 1.0
+
+
+def test_fallback_row_replaces_only_the_isolated_row():
+    features, given, clean = clusters_with_an_outcast()
+    out = dilute(features, given, fallback="row")
+    assert torch.allclose(out.labels[-1], given[-1].softmax(0))
+    # The others propagate as if the outcast were not there (its row and column of W are zero),
+    # so the planted mislabels are corrected.
+    without = dilute(features[:-1], given[:-1])
+    assert without.fell_back.item() == 0.0
+    assert torch.allclose(out.labels[:-1], without.labels, atol=1e-6)
+    assert torch.equal(out.labels[:-1].argmax(1), clean)
+    assert out.fell_back.item() == 1.0 and out.fallback_rows.item() == pytest.approx(1 / 21)
 
 
 # -------------------------------------------------------------------------------------- options
@@ -210,11 +250,46 @@ def test_loss_is_the_batch_mean_of_weighted_cross_entropy_and_buffers_round_trip
     assert torch.equal(copy.diluted_labels, method.diluted_labels) and copy.visited.all()
 
 
+@pytest.mark.parametrize("fallback, rows", [("batch", 1.0), ("row", 1 / 21)])
+def test_the_step_reports_fallbacks_per_batch_and_per_row(fallback, rows):
+    features, given, _ = clusters_with_an_outcast()
+    method = make_lend(num_train=21, classes=2, dim=4, fallback=fallback)
+    batch = Batch(images=features, labels=given.argmax(1), index=torch.arange(21))
+    out = method.train_step(batch, epoch=0)
+    assert out.stats["nan_fallbacks"].item() == 1.0  # one batch, which fell back
+    assert out.stats["fallback_rows"].item() == pytest.approx(rows)
+    fallen = out.selected[""] == given.softmax(1).gather(1, batch.labels[:, None]).squeeze(1)
+    assert int(fallen.sum()) == (21 if fallback == "batch" else 1)
+
+
 @pytest.mark.parametrize("bad", [{"selection": "topk"}, {"solver": "cg"}, {"temporal": "both"}, {"alpha": 1.0},
-                                 {"k": 0}, {"beta": 1.5}])
+                                 {"k": 0}, {"beta": 1.5}, {"fallback": "none"}])
 def test_bad_options_are_refused(bad):
     with pytest.raises(BenchError):
         build_hparams("lend", {k: str(v) for k, v in bad.items()})
+
+
+# -------------------------------------------------------------------------------------- recipes
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_original_trains_as_the_official_code_on_cifar(dataset):
+    # zhangchuang96/lend main.py: PreActResNet18 without a final BN-ReLU, data/cifar.py without
+    # Normalize, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr /10 at 100, crop+flip.
+    recipe = resolve_recipe("original", dataset, "lend")
+    assert recipe.model == "lend_preact_resnet18" and recipe.normalize is False and recipe.mean_std is None
+    assert (recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.batch_size, recipe.epochs,
+            recipe.schedule, recipe.milestones, recipe.lr_gamma, recipe.augment, recipe.crop_padding) == (
+        "sgd", 0.05, 0.9, 5e-4, 256, 200, "multistep", (100,), 0.1, True, 4)
+    # The shared default stays the paper's ResNet-18 on normalised inputs.
+    shared = resolve_recipe("lend-paper", dataset, "lend")
+    assert shared.model == "resnet18" and shared.normalize is True
+    assert resolve_recipe("original", dataset, "lend", model="resnet18").model == "resnet18"  # --model wins
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist", "animal10n"])
+def test_original_elsewhere_keeps_the_default_protocol(dataset):
+    from noisybench.bench.protocols import default_protocol
+
+    assert resolve_recipe("original", dataset, "lend") == resolve_recipe(default_protocol(dataset), dataset, "lend")
 
 
 # -------------------------------------------------------------------------------------- trainer
@@ -224,7 +299,7 @@ def test_the_trial_records_the_diagnostics(tmp_path):
     lines = TrialStore(tmp_path).trial(spec).read_metrics()
     assert len(lines) == 2
     for key in ("diluted_label_acc", "model_pred_acc", "label_precision", "label_recall", "weight_noisy",
-                "kept_fraction", "nan_fallbacks"):
+                "kept_fraction", "nan_fallbacks", "fallback_rows"):
         assert key in lines[-1], key
     assert lines[-1]["nan_fallbacks"] == 0.0
     # With 40% noise, weights must favour the clean samples from the start.

@@ -245,7 +245,8 @@ SHAPES = {"mnist": MNIST, "cifar10": CIFAR, "cifar100": CIFAR}
     ("gce", "mnist", "mlp1"), ("gce", "cifar10", "resnet34"), ("gce", "cifar100", "resnet34"),
     ("me_momentum", "mnist", "lenet"), ("me_momentum", "cifar10", "memomentum_resnet18"),
     ("me_momentum", "cifar100", "memomentum_resnet34"),
-    ("standard", "cifar10", "resnet18"), ("lend", "cifar100", "resnet18"),
+    ("standard", "cifar10", "resnet18"), ("lend", "cifar10", "lend_preact_resnet18"),
+    ("lend", "cifar100", "lend_preact_resnet18"), ("lend", "mnist", "mlp1"),
     ("coteaching", "animal10n", "vgg19_bn"), ("gce", "clothing1m", "resnet50"), ("jocor", "food101n", "resnet50"),
 ])
 def test_original_uses_the_papers_networks_on_their_datasets(method, dataset, model):

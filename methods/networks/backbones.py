@@ -109,10 +109,13 @@ class CifarResNetBody(nn.Module):
     ``blocks`` blocks each ((2, 2, 2, 2): ResNet-18, (3, 4, 6, 3): ResNet-34).
 
     ``stem_padding`` 1 keeps the 32x32 map; Me-Momentum's ResNets use 0 (a 30x30 map).
+    ``final_bn_relu`` (pre-activation only): a last BN-ReLU after the final block, before the
+    pool (He et al. 2016's layout); LEND's official network has none (papers.py).
     """
 
     def __init__(self, block: type[nn.Module], in_channels: int, preact: bool,
-                 blocks: tuple[int, int, int, int] = (2, 2, 2, 2), stem_padding: int = 1):
+                 blocks: tuple[int, int, int, int] = (2, 2, 2, 2), stem_padding: int = 1,
+                 final_bn_relu: bool = True):
         super().__init__()
         self.preact = preact
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, stem_padding, bias=False)
@@ -122,8 +125,9 @@ class CifarResNetBody(nn.Module):
             layers.append(nn.Sequential(block(cin, cout, stride), *(block(cout, cout, 1) for _ in range(count - 1))))
             cin = cout
         self.layers = nn.Sequential(*layers)
-        # Pre-activation nets end with BN-ReLU before pooling (the blocks leave it un-normalised).
-        self.final_bn = nn.BatchNorm2d(512) if preact else None
+        # Pre-activation blocks leave their sum un-normalised, so He et al.'s nets end with
+        # BN-ReLU before pooling; without it the pooled features can be negative.
+        self.final_bn = nn.BatchNorm2d(512) if preact and final_bn_relu else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(x)
@@ -140,8 +144,15 @@ def resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     return FeatureClassifier(CifarResNetBody(BasicBlock, image_shape[0], preact=False), 512, num_classes)
 
 
-@register_model("preact_resnet18", "CIFAR PreAct ResNet-18 (LEND's official backbone, ~11.2M parameters)")
+@register_model("preact_resnet18", "CIFAR PreAct ResNet-18 with a final BN-ReLU before the pool (He et al. 2016; "
+                "~11.2M parameters); LEND's official net, without it, is lend_preact_resnet18")
 def preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """Pre-activation ResNet-18 for 32x32 inputs (He et al., "Identity mappings in deep residual
+    networks", 2016): a bare 3x3 stem, PreActBlocks [2, 2, 2, 2] at 64-128-256-512 with a bare
+    1x1 conv shortcut where the shape changes, then BN-ReLU, global average pool, linear.  The
+    final BN-ReLU makes the features non-negative.  This is not LEND's official network, which
+    pools the last block's sum directly: that one is ``lend_preact_resnet18`` (papers.py).
+    """
     return FeatureClassifier(CifarResNetBody(PreActBlock, image_shape[0], preact=True), 512, num_classes)
 
 

@@ -1,6 +1,7 @@
 """The networks of the papers that the ``original`` protocol reproduces, each checked layer for
 layer against its official definition: Co-teaching's 9-conv ``coteaching_cnn`` (also SIGUA's),
-JoCoR's ``jocor_cnn``, Me-Momentum's ``lenet``, ``memomentum_resnet18`` and ``memomentum_resnet34``.
+JoCoR's ``jocor_cnn``, Me-Momentum's ``lenet``, ``memomentum_resnet18`` and ``memomentum_resnet34``,
+LEND's ``lend_preact_resnet18``.
 (JoCoR's MNIST MLP is ``mlp1`` and GCE's ResNet-34 is ``resnet34``, in backbones.py.)
 Each method's ``original`` recipes (in its own file) name these networks per dataset.
 """
@@ -14,6 +15,7 @@ from noisybench.methods.networks.backbones import (
     BasicBlock,
     CifarResNetBody,
     FeatureClassifier,
+    PreActBlock,
 )
 from noisybench.methods.networks.registry import register_model
 
@@ -158,4 +160,30 @@ def memomentum_resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> 
     ``resnet34``.  Deviation: the stem takes ``image_shape[0]`` channels (the reference fixes 3).
     """
     body = CifarResNetBody(BasicBlock, image_shape[0], preact=False, blocks=(3, 4, 6, 3), stem_padding=0)
+    return FeatureClassifier(body, 512, num_classes)
+
+
+@register_model("lend_preact_resnet18", "LEND's official PreAct ResNet-18: as preact_resnet18 but without the "
+                "final BN-ReLU, so its features can be negative (~11.2M parameters)")
+def lend_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """PreAct ResNet-18 as in LEND (Zhang et al., Machine Learning 2022; zhangchuang96/lend
+    models/preact_resnet.py, ``PreActResNet18``, which its main.py trains on CIFAR-10/100):
+
+        conv 3x3 64 (stride 1, padding 1, no bias; no BN or ReLU after it)
+        4 stages of 2 PreActBlocks at 64, 128, 256, 512 (strides 1, 2, 2, 2), each block
+            out = relu(bn1(x)); shortcut = conv1x1(out) where the shape changes (no BN), else x;
+            return conv2(relu(bn2(conv1(out)))) + shortcut
+        average pool of the last block's sum, then linear 512 -> classes (with bias)
+
+    Nothing normalises or rectifies the last block's sum, so the pooled features -- what the
+    official forward returns next to the logits and LEND dilutes over -- can be negative, and the
+    clamp in LEND's affinity [f_i . f_j]_+ matters.  11,166,016 + 513 x classes parameters
+    (11,171,146 for 10 classes).
+
+    Deviations: the stem takes ``image_shape[0]`` channels (the reference fixes 3); the final
+    pool is adaptive where the reference's ``avg_pool2d(out, 4)`` assumes a 4x4 map (the same on
+    32x32 and 28x28 inputs); the head is named ``fc`` (the reference: ``linear``) and the stages
+    ``layers.0-3`` (``layer1-4``), as every network here names them.
+    """
+    body = CifarResNetBody(PreActBlock, image_shape[0], preact=True, final_bn_relu=False)
     return FeatureClassifier(body, 512, num_classes)
