@@ -18,7 +18,7 @@ from noisybench.bench.protocols import check_protocol_name, check_recipe_fits_da
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
-from noisybench.methods.registry import canonical_overrides
+from noisybench.methods.registry import canonical_overrides, trial_plugins
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
 
@@ -157,11 +157,12 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
                 raise BenchError(f"--noise {spec.text}: {exc}") from None
     # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
     pretrained = str(Path(req.pretrained).expanduser().resolve()) if req.pretrained else None
-    models_checked = set()
+    models_checked, plugins = set(), {}
     for name in methods:
         recipe = resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs,
                                 batch_size=req.batch_size)
         check_recipe_fits_dataset(recipe, dataset, protocol)
+        plugins[name] = trial_plugins(name, req.dataset, recipe.model)  # in the hash: a new version, a new trial
         if recipe.imagenet_init and pretrained is None and req.model is None:
             raise BenchError(
                 f"protocol {protocol} fine-tunes ImageNet-pretrained {recipe.model} weights on {req.dataset}, and "
@@ -174,6 +175,6 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
                   epochs=req.epochs, batch_size=req.batch_size, hparams=overrides,
-                  pretrained=pretrained, precision=req.precision)
+                  pretrained=pretrained, precision=req.precision, plugin=plugins[m])
         for (m, overrides), n, s in itertools.product(variants, noise_specs, seeds)
     ]

@@ -11,7 +11,7 @@ from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 
 # TrialSpec fields added after trials were first stored, with default None: to_json leaves
 # them out while they are None.  Append here when adding such a field.
-OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained", "precision")
+OMITTED_WHEN_DEFAULT: tuple[str, ...] = ("pretrained", "precision", "plugin")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class TrialSpec:
     # Fields added after the first trials were stored; listed in OMITTED_WHEN_DEFAULT.
     pretrained: str | None = None  # absolute path of the initial weights (--pretrained)
     precision: str | None = None  # "bf16" | "fp32" (--precision); None: the device's default
+    # "package==version" of each plugin the trial uses (its method, dataset or model: core/plugins.py),
+    # comma-joined; None for built-ins only.  A new plugin version is a new trial.
+    plugin: str | None = None
     # How the shared streams are seeded (core/seeding.py).  A spec.json without the field was written
     # by noisybench 0.1 under the legacy scheme, which stays out of the JSON so its hash is unchanged.
     seeding: int = CURRENT_SEEDING

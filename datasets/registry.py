@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from noisybench.core import plugins
 from noisybench.core.errors import BenchError
 
 if TYPE_CHECKING:  # annotation only: streaming imports torch, registry stays light
     from noisybench.datasets.streaming import JpegStream
 
 DATA_ROOT_ENV = "NOISYBENCH_DATA"
+DATASET_PLUGIN_GROUP = "noisybench.datasets"  # other packages' loaders (core/plugins.py)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,8 +78,8 @@ def register_dataset(name: str, description: str = ""):
     """Decorator: register ``fn(root, download) -> Dataset`` under ``name``."""
 
     def decorate(fn: Loader) -> Loader:
-        if name in _LOADERS:
-            raise ValueError(f"dataset {name!r} is registered twice")
+        taken_by = _LOADERS[name].__module__ if name in _LOADERS else None
+        plugins.claim(DATASET_PLUGIN_GROUP, name, fn.__module__, taken_by)  # a clash raises, naming both
         _LOADERS[name] = fn
         _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
         return fn
@@ -85,18 +87,27 @@ def register_dataset(name: str, description: str = ""):
     return decorate
 
 
+def _discover() -> None:
+    """Import the installed plugins' loaders once (every question to the registry asks this first)."""
+    plugins.load(DATASET_PLUGIN_GROUP, forget=lambda name: [table.pop(name, None)
+                                                            for table in (_LOADERS, _DESCRIPTIONS)])
+
+
 def dataset_names() -> list[str]:
+    _discover()
     return sorted(_LOADERS)
 
 
 def describe_datasets() -> dict[str, str]:
-    return {name: _DESCRIPTIONS[name] for name in dataset_names()}
+    return {name: _DESCRIPTIONS[name] + plugins.marker(DATASET_PLUGIN_GROUP, name) for name in dataset_names()}
 
 
 def check_dataset_name(name: str) -> None:
+    _discover()
     if name not in _LOADERS:
         raise BenchError(
             f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
+            + plugins.missing_hint(DATASET_PLUGIN_GROUP, name)
         )
 
 

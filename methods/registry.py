@@ -6,15 +6,17 @@ import math
 import typing
 from typing import Any
 
+from noisybench.core import plugins
 from noisybench.core.errors import BenchError
 
 _METHODS: dict[str, type] = {}
+PLUGIN_GROUP = "noisybench.methods"  # other packages' methods (core/plugins.py)
 
 
 def register(name: str):
     def decorate(cls):
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice ({_METHODS[name].__module__}, {cls.__module__})")
+        taken_by = _METHODS[name].__module__ if name in _METHODS else None
+        plugins.claim(PLUGIN_GROUP, name, cls.__module__, taken_by)  # a clash raises, naming both
         if not dataclasses.is_dataclass(getattr(cls, "Hparams", None)):
             raise TypeError(f"method {name!r} needs a dataclass `Hparams`")
         cls.name = name
@@ -24,18 +26,57 @@ def register(name: str):
     return decorate
 
 
+def _discover() -> None:
+    """Import the installed plugins' methods once (every question to the registry asks this first)."""
+    plugins.load(PLUGIN_GROUP, forget=lambda name: _METHODS.pop(name, None))
+
+
 def method_names() -> list[str]:
+    _discover()
     return sorted(_METHODS)
 
 
 def get_method(name: str) -> type:
+    _discover()
     if name not in _METHODS:
-        raise BenchError(f"unknown method {name!r}; choose from: {', '.join(method_names())}")
+        raise BenchError(f"unknown method {name!r}; choose from: {', '.join(method_names())}"
+                         + plugins.missing_hint(PLUGIN_GROUP, name))
     return _METHODS[name]
 
 
 def describe_methods() -> dict[str, str]:
-    return {n: (get_method(n).__doc__ or "").strip().splitlines()[0] for n in method_names()}
+    """name -> the first line of its docstring, and `[plugin PACKAGE VERSION]` for a plugin's."""
+    return {n: (get_method(n).__doc__ or "").strip().splitlines()[0] + plugins.marker(PLUGIN_GROUP, n)
+            for n in method_names()}
+
+
+def trial_plugins(method: str, dataset: str | None = None, model: str | None = None) -> str | None:
+    """``package==version`` of every plugin a trial of (method, dataset, model) uses, comma-joined;
+    None for built-ins only.  A TrialSpec holds it (its ``plugin`` field), so the trial's hash, and
+    directory, change with the plugin's version."""
+    from noisybench.datasets.registry import DATASET_PLUGIN_GROUP, check_dataset_name
+    from noisybench.methods.networks.registry import MODEL_PLUGIN_GROUP, check_model_name
+
+    get_method(method)
+    found = [plugins.origin(PLUGIN_GROUP, method)]
+    if dataset is not None:
+        check_dataset_name(dataset)
+        found.append(plugins.origin(DATASET_PLUGIN_GROUP, dataset))
+    if model is not None:
+        check_model_name(model)
+        found.append(plugins.origin(MODEL_PLUGIN_GROUP, model))
+    return plugins.requirements(found)
+
+
+def check_trial_plugins(recorded: str | None, method: str, dataset: str | None, model: str | None) -> None:
+    """Refuse to train a trial whose spec names other plugin versions than this process has (a
+    worker whose environment differs from the one that made the sweep).  A spec without the field
+    (one built by hand, as the generic method tests build theirs) trains with what is installed."""
+    installed = trial_plugins(method, dataset, model)
+    if recorded is not None and installed != recorded:
+        raise BenchError(f"this trial was made with {recorded or 'no plugin'} but this process has "
+                         f"{installed or 'none'} installed; install the same versions where trials run, "
+                         f"or rerun `bench run` here to make trials for {installed or 'the built-ins'}")
 
 
 def describe_hparams(name: str) -> list[tuple[str, str, str, str]]:

@@ -16,6 +16,7 @@ from noisybench.core.seeding import CURRENT_SEEDING, common_seed, derive_seed
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
 from noisybench.methods.base import Method, MethodContext
+from noisybench.methods.registry import check_trial_plugins
 from noisybench.methods.networks import build_model
 from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
 
@@ -50,7 +51,10 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
         raise BenchError(f"{spec.label()} was made under seeding scheme {spec.seeding} (noisybench 0.1: from the spec "
                          f"hash), which this version no longer trains; rerun the sweep to train it under common "
                          f"random numbers (scheme {CURRENT_SEEDING}) in a new trial directory")
-    if dataset is None:
+    if dataset is None:  # a stored trial (`bench speed` brings its own data and stores nothing)
+        # The plugin versions in the spec (and its hash) must be the ones this process trains with.
+        model = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model).model
+        check_trial_plugins(spec.plugin, spec.method, spec.dataset, model)
         dataset = datasets.load(spec.dataset, data_root)
     noise_spec = noise.parse_noise(spec.noise)
     noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)

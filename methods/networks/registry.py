@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from noisybench.core import plugins
 from noisybench.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -20,14 +21,15 @@ ModelFactory = Callable[[int, tuple[int, int, int]], "nn.Module"]
 _MODELS: dict[str, ModelFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _MIN_SIDES: dict[str, int] = {}
+MODEL_PLUGIN_GROUP = "noisybench.models"  # other packages' networks (core/plugins.py)
 
 
 def register_model(name: str, description: str, min_side: int = 1):
     """``min_side``: the smallest image height and width the network can take (its pools and
     unpadded convolutions would shrink a smaller map to nothing)."""
     def decorate(factory: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
+        taken_by = _MODELS[name].__module__ if name in _MODELS else None
+        plugins.claim(MODEL_PLUGIN_GROUP, name, factory.__module__, taken_by)  # a clash raises, naming both
         _MODELS[name] = factory
         _DESCRIPTIONS[name] = description
         _MIN_SIDES[name] = min_side
@@ -36,17 +38,27 @@ def register_model(name: str, description: str, min_side: int = 1):
     return decorate
 
 
+def _discover() -> None:
+    """Import the installed plugins' networks once (every question to the registry asks this first)."""
+    plugins.load(MODEL_PLUGIN_GROUP, forget=lambda name: [table.pop(name, None)
+                                                          for table in (_MODELS, _DESCRIPTIONS, _MIN_SIDES)])
+
+
 def model_names() -> list[str]:
+    _discover()
     return sorted(_MODELS)
 
 
 def describe_models() -> dict[str, str]:
-    return dict(sorted(_DESCRIPTIONS.items()))
+    _discover()
+    return {name: text + plugins.marker(MODEL_PLUGIN_GROUP, name) for name, text in sorted(_DESCRIPTIONS.items())}
 
 
 def check_model_name(name: str) -> None:
+    _discover()
     if name not in _MODELS:
-        raise BenchError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
+        raise BenchError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}"
+                         + plugins.missing_hint(MODEL_PLUGIN_GROUP, name))
 
 
 def min_image_side(name: str) -> int:
