@@ -49,6 +49,7 @@ def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
         "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(path),
         "realised_noise": (record.get("noise") or {}).get("realised_rate"),
         "seeding": spec.get("seeding", LEGACY_SEEDING),
+        "plugin": spec.get("plugin"),
     }
     if metrics:
         row["best_epoch"] = numbers["best_epoch"]
@@ -85,7 +86,20 @@ def load_trials(root, states: tuple[str, ...] = (DONE,), echo: Callable[[str], N
                 trial.read_spec()
         except DamagedTrial as err:
             echo(excluded_line(str(err), root))
-    return keep_old_seeding_apart(pd.DataFrame(rows), echo)
+    return keep_plugin_versions_apart(keep_old_seeding_apart(pd.DataFrame(rows), echo))
+
+
+def keep_plugin_versions_apart(frame: pd.DataFrame) -> pd.DataFrame:
+    """A plugin method trained under two versions of its package is two methods: where one row
+    label holds trials of several versions, each row is labelled with its version, e.g.
+    ``bootstrap {noisybench-bootstrap==0.2.0}``, and they are never averaged together."""
+    if frame.empty or "plugin" not in frame or frame["plugin"].isna().all():
+        return frame
+    frame = frame.copy()
+    versions = frame.groupby("method")["plugin"].transform(lambda v: v.fillna("").nunique())
+    mixed = versions > 1
+    frame.loc[mixed, "method"] = frame.loc[mixed, "method"] + " {" + frame.loc[mixed, "plugin"].fillna("built-in") + "}"
+    return frame
 
 
 def keep_old_seeding_apart(frame: pd.DataFrame, echo: Callable[[str], None] = warn) -> pd.DataFrame:
@@ -113,10 +127,12 @@ def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
         frame = pd.DataFrame(verified.metrics)
         for key, value in (("dataset", spec["dataset"]), ("protocol", protocol_label(spec)),
                            ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"]),
-                           ("seeding", spec.get("seeding", LEGACY_SEEDING))):
+                           ("seeding", spec.get("seeding", LEGACY_SEEDING)), ("plugin", spec.get("plugin"))):
             frame[key] = value
         frames.append(frame)
-    return keep_old_seeding_apart(pd.concat(frames, ignore_index=True), echo) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    return keep_plugin_versions_apart(keep_old_seeding_apart(pd.concat(frames, ignore_index=True), echo))
 
 
 def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:

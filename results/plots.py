@@ -37,7 +37,7 @@ from noisybench.results.style import (  # noqa: F401  (method_colors, metric_nam
 from noisybench.results.tables import method_sort_key, noise_sort_key
 
 SETTING_KEYS = ["dataset", "protocol", "noise"]
-IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch", "seeding"}
+IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch", "seeding", "plugin"}
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 DPI = 100
 CURVE_PANEL_INCHES = (5.0, 3.6)

@@ -276,3 +276,16 @@ def test_the_warning_is_not_repeated_in_worker_processes(installed, capsys, monk
     method_registry.method_names()
     assert capsys.readouterr().err == ""
     assert "broken" in {p.entry_point for p in plugins.failures("noisybench.methods")}
+
+
+def test_two_versions_of_a_plugin_are_two_rows_of_a_table():
+    import pandas as pd
+
+    from noisybench.results.aggregate import keep_plugin_versions_apart
+
+    frame = pd.DataFrame({"method": ["bootstrap", "bootstrap", "standard"],
+                          "plugin": ["noisybench-bootstrap==0.1.0", "noisybench-bootstrap==0.2.0", None]})
+    assert list(keep_plugin_versions_apart(frame)["method"]) == [
+        "bootstrap {noisybench-bootstrap==0.1.0}", "bootstrap {noisybench-bootstrap==0.2.0}", "standard"]
+    one_version = frame.iloc[[0, 2]]
+    assert list(keep_plugin_versions_apart(one_version)["method"]) == ["bootstrap", "standard"]
