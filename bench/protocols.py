@@ -40,9 +40,27 @@ class Recipe:
     # The protocol starts from ImageNet weights (given with --pretrained, as they cannot be
     # downloaded here); trials of its own model refuse to start from scratch without them.
     imagenet_init: bool = False
+    # Fields added after trials were first stored: to_json leaves them out at their defaults, so
+    # that every recipe recorded before them still reads as the same recipe (RECIPE_FIELDS_ADDED).
+    # Stop an epoch after this many steps: Co-teaching's, JoCoR's and SIGUA's main.py break once
+    # `i > num_iter_per_epoch` (400), i.e. after 401 steps (469 batches of 128 on MNIST otherwise).
+    max_steps_per_epoch: int | None = None
+    drop_last: bool = False  # drop each epoch's last partial batch (their DataLoader's drop_last=True)
+    # (name, --hp text) defaults the protocol gives the method's hyperparameters, applied unless
+    # --hp sets the field; only fields whose own default is None ("the protocol's"), so that
+    # an explicit value is never mistaken for an unset one.
+    method_hparams: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name, default in RECIPE_FIELDS_ADDED.items():
+            if data[name] == default:
+                del data[name]
+        return data
+
+
+# Recipe fields added after trials were first stored, with their defaults (left out of to_json).
+RECIPE_FIELDS_ADDED: dict[str, object] = {"max_steps_per_epoch": None, "drop_last": False, "method_hparams": ()}
 
 
 # The LEND paper's shared recipe (Sect. 5.1): ResNet-18, SGD 0.05, momentum 0.9, wd 5e-4,
@@ -67,10 +85,12 @@ IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLOTHING1M_MEAN_STD = ((0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214))
 
 # MNIST as in JoCoR (Wei et al., CVPR 2020; hongxin001/JoCoR main.py, model/cnn.py): the
-# one-hidden-layer MLP, Co-teaching's Adam schedule (0.001, batch 128, 200 epochs, linear
-# decay from epoch 80 with beta1 0.1), ToTensor only (pixels/255, no normalisation), no augmentation.
+# one-hidden-layer MLP, Co-teaching's Adam schedule (0.001, batch 128, linear decay from epoch 80
+# with beta1 0.1), ToTensor only (pixels/255, no normalisation), no augmentation.  199 epochs:
+# main.py's n_epoch=200 loops `range(1, n_epoch)` after an evaluation-only epoch 0, and its lr
+# plan uses n_epoch=200, which the "coteaching" schedule reads as epochs + 1 (optim.lr_and_beta1).
 JOCOR_MNIST = Recipe(
-    model="mlp1", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=200,
+    model="mlp1", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
     schedule="coteaching", decay_start=80, augment=False, normalize=False,
 )
 
@@ -105,8 +125,10 @@ PROTOCOLS: dict[str, str] = {
     "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
     "original": "each method's own paper recipe where its card states one, and its paper's network on the "
-                "datasets its code ran; else lend-paper (quick on digits)",
-    "jocor-paper": "JoCoR on MNIST: 784-256-10 MLP, Adam 1e-3, batch 128, 200 epochs, linear decay from 80",
+                "datasets its code ran; else lend-paper (quick on digits). Co-teaching, JoCoR, SIGUA: epochs "
+                "of at most 401 full batches (max_steps_per_epoch, drop_last), as their main.py",
+    "jocor-paper": "JoCoR on MNIST: 784-256-10 MLP, Adam 1e-3, batch 128, 199 epochs (main.py's n_epoch=200), "
+                   "linear decay from 80",
     "plc-paper": "PLC: Animal-10N VGG-19-BN from scratch, SGD 0.1 x0.2 at 50/75 of 100, flip; "
                  "Food-101N ImageNet ResNet-50 (--pretrained), SGD 0.002, batch 32, 30 epochs, lr/10 at 10/20",
     "dividemix-paper": "DivideMix on Clothing1M: ImageNet ResNet-50 (--pretrained), SGD 0.002 m0.9 wd1e-3, batch 32, "
@@ -122,7 +144,8 @@ _RECIPES: dict[tuple[str, str | None], Recipe] = {
 # On digits `original` keeps these fields of the quick recipe (the data handling and the
 # length that suit an 8x8 MLP) and takes the method's optimiser and schedule, its time points
 # scaled to the quick length.
-_DIGITS_KEPT_FIELDS = ("model", "epochs", "batch_size", "augment", "normalize", "val_fraction")
+_DIGITS_KEPT_FIELDS = ("model", "epochs", "batch_size", "augment", "normalize", "val_fraction",
+                       "max_steps_per_epoch", "drop_last")
 
 
 def original_recipes() -> dict[str, OriginalRecipe]:

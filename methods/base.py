@@ -89,7 +89,9 @@ class OriginalRecipe:
     as the method's bench protocol Recipe names them) that its official code sets over the
     dataset's default protocol, and ``source`` says where they come from.  ``per_dataset`` holds
     whole entries (fields, source) that replace them on the datasets where the code used its
-    paper's own network (methods/networks/papers.py) or changed its recipe.
+    paper's own network (methods/networks/papers.py) or changed its recipe.  Hyperparameter
+    defaults travel as the recipe field ``method_hparams`` ((name, --hp text) pairs for fields whose
+    own default is None; --hp wins), so that spec.json's recipe records them (SIGUA on MNIST).
     """
 
     fields: Mapping[str, object]
@@ -210,9 +212,11 @@ class TrainerView:
     def train_index(self) -> Tensor:  # indices of the training split (validation excluded)
         raise NotImplementedError
 
-    def validation_accuracy(self) -> dict[str, float]:
+    def validation_accuracy(self, augment: bool = False) -> dict[str, float]:
         """This epoch's accuracy on the noisy validation split, {"val_acc", "val_balanced_acc"}
-        as fractions (empty without a split); valid in ``on_epoch_end``."""
+        as fractions (empty without a split); valid in ``on_epoch_end``.  ``augment``: scored
+        anew on training-augmented validation images (the recipe's crop + flip, drawn from a
+        generator the trainer seeds per epoch), as Me-Momentum's main.py scores its validation."""
         raise NotImplementedError
 
     def reset_optimizer(self) -> None:  # a fresh optimiser over the method's networks

@@ -23,10 +23,13 @@ from noisybench.methods.selection import (
 # to 0 from epoch 80 while Adam's beta1 drops from 0.9 to 0.1 (bhanML/Co-teaching main.py).  Its
 # n_epoch=200 counts an evaluation-only epoch 0, so 199 epochs are trained (see the trainer's
 # lr_and_beta1).  Images enter as ToTensor() values in [0, 1]: no augmentation, no normalisation.
-# Not reproduced: drop_last.
+# Each epoch is at most 401 full batches: the train loader has drop_last=True and train() breaks
+# once `i > num_iter_per_epoch` (400), so on MNIST 401 of its 468 full batches of 128 train
+# (on CIFAR all 390; the cap binds there only with a smaller --batch-size).
 COTEACHING_ORIGINAL = dict(
     optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=199,
     schedule="coteaching", decay_start=80, milestones=(), augment=False, normalize=False,
+    max_steps_per_epoch=401, drop_last=True,
 )
 
 
@@ -56,7 +59,11 @@ def coteaching_losses(
 
 @register("coteaching")
 class CoTeaching(Method):
-    """Co-teaching (Han et al., NeurIPS 2018): cross-update on the peer's small-loss samples. Code: bhanML/Co-teaching."""
+    """Co-teaching (Han et al., NeurIPS 2018): cross-update on the peer's small-loss samples. Code: bhanML/Co-teaching.
+
+    Under protocol ``original`` its epochs are main.py's: at most 401 steps of full batches
+    (drop_last, and the break once ``i > num_iter_per_epoch`` = 400), 401 of 468 on MNIST.
+    """
 
     # main.py builds model.py's CNN on all three datasets, and starts the decay at epoch 100 on
     # CIFAR-100 (80 on MNIST and CIFAR-10).

@@ -1,11 +1,12 @@
 """GCE: the generalized cross-entropy L_q, optionally truncated with per-sample pruning weights."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
@@ -54,9 +55,25 @@ def truncation_weights(logits: Tensor, labels: Tensor, q: float, k: float) -> Te
     return (lq_loss(logits, labels, q) < lq_threshold(q, k)).float()
 
 
+def zero_gradient_term(network: nn.Module) -> Tensor:
+    """0 · Σ parameters: a term that gives every parameter of ``network`` an all-zero gradient
+    (present, not None), so that the optimiser still steps it on momentum and weight decay alone --
+    what PyTorch 1.2's ``zero_grad()`` (zeroing, not freeing, the gradients) left in the reference."""
+    return sum((0.0 * p).sum() for p in network.parameters() if p.requires_grad)
+
+
 @register("gce")
 class GCE(Method):
-    """GCE (Zhang & Sabuncu, NeurIPS 2018): the L_q loss, q=0.7; truncated=True prunes low-confidence samples. Code: AlanChou/Truncated-Loss."""
+    """GCE (Zhang & Sabuncu, NeurIPS 2018): the L_q loss, q=0.7; truncated=True prunes low-confidence samples. Code: AlanChou/Truncated-Loss.
+
+    In a pruning epoch the network trains, as the paper means.  ``reference_pruning_bug=True``
+    reproduces AlanChou/Truncated-Loss main.py instead: there train() rebinds ``net`` to a copy
+    reloaded from checkpoint/current_net (the network as the last epoch left it) while the SGD
+    built in main() holds the original's parameters, so the copy computes the loss (in train mode,
+    its BatchNorm statistics discarded with it) and is never stepped, and the original -- the
+    network main() evaluates and saves -- gets ``optimizer.step()`` on zeroed gradients: momentum
+    and weight decay move it, no gradient does, and its BatchNorm statistics stay as they were.
+    """
 
     # The reference code has no MNIST: there its optimiser and schedule, with MNIST's own network
     # and data handling (jocor-paper's mlp1; no crop+flip -- a flipped digit is another glyph).
@@ -88,6 +105,8 @@ class GCE(Method):
         # The reference recomputes the weights by iterating its *training* loader, so the
         # pass sees the training augmentation (when the recipe has one); False: clean images.
         prune_on_augmented: bool = True
+        # See the class docstring: in each pruning epoch the evaluated network gets no gradient step.
+        reference_pruning_bug: bool = False  # AlanChou/Truncated-Loss main.py train(); False: the network trains
 
         def validate(self) -> None:
             if not 0.0 < self.q <= 1.0:
@@ -98,6 +117,9 @@ class GCE(Method):
                 raise BenchError(f"--hp gce.start_prune={self.start_prune}: must be at least 1 (a 1-based epoch)")
             if self.prune_every < 1:
                 raise BenchError(f"--hp gce.prune_every={self.prune_every}: must be at least 1")
+            if self.reference_pruning_bug and not self.truncated:
+                raise BenchError("--hp gce.reference_pruning_bug=true needs gce.truncated=true "
+                                 "(plain GCE has no pruning epochs)")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
@@ -107,6 +129,9 @@ class GCE(Method):
         # v_i for every training sample, indexed by batch.index; all 1 until the first pruning.
         # A buffer, so a resumed trial keeps the weights of its last pruning.
         self.register_buffer("prune_weight", torch.ones(ctx.num_train, device=ctx.device))
+        # reference_pruning_bug: the reloaded copy that computes a pruning epoch's loss.  A plain list,
+        # so that it is neither a sub-module (stepped, checkpointed) nor kept past its epoch.
+        self.pruning_epoch_copy: list[nn.Module] = []
 
     def prunes_at(self, epoch: int) -> bool:
         """Does 0-based ``epoch`` begin with a recomputation of the weights? (main.py's
@@ -115,19 +140,28 @@ class GCE(Method):
                 and (epoch + 1) % self.hparams.prune_every == 0)
 
     def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+        self.pruning_epoch_copy.clear()
         if not self.prunes_at(epoch):
             return
         # The CURRENT model, unlike the reference, which reloads the checkpoint with the best
         # TEST accuracy for this pass (a test-set leak, as its README admits).
         logits = trainer.predict_train(augment=self.hparams.prune_on_augmented)
         self.prune_weight.copy_(truncation_weights(logits, trainer.noisy_labels, self.hparams.q, self.hparams.k))
+        if self.hparams.reference_pruning_bug:
+            self.pruning_epoch_copy.append(copy.deepcopy(self.net).requires_grad_(False).train())
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
-        logits = self.net(batch.images)
+        if self.pruning_epoch_copy:  # reference_pruning_bug: the copy's loss, no gradient for self.net
+            with torch.no_grad():
+                logits = self.pruning_epoch_copy[0](batch.images)
+        else:
+            logits = self.net(batch.images)
         if not self.hparams.truncated:
             return StepOutput(loss=lq_loss(logits, batch.labels, self.hparams.q).mean())
         weights = self.prune_weight[batch.index]
         loss = truncated_lq_loss(logits, batch.labels, weights, self.hparams.q, self.hparams.k)
+        if self.pruning_epoch_copy:
+            loss = loss + zero_gradient_term(self.net)
         # Pruning weights as a selection: label_precision = share of clean labels among the kept.
         return StepOutput(loss=loss, selected={"": weights})
 

@@ -55,7 +55,12 @@ def jocor_loss(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: floa
 
 @register("jocor")
 class JoCoR(Method):
-    """JoCoR (Wei et al., CVPR 2020): joint loss with symmetric-KL co-regularisation, small-loss selection. Code: hongxin001/JoCoR."""
+    """JoCoR (Wei et al., CVPR 2020): joint loss with symmetric-KL co-regularisation, small-loss selection. Code: hongxin001/JoCoR.
+
+    Under protocol ``original`` its epochs are main.py's (at most 401 steps of full batches, as
+    Co-teaching's) and there are 199 of them, as under ``jocor-paper``: main.py trains
+    ``range(1, n_epoch)`` with n_epoch = 200 after an evaluation-only epoch 0.
+    """
 
     # Co-teaching's recipe.  main.py: model_type "mlp" (model/cnn.py MLPNet) on MNIST, "cnn"
     # (model/cnn.py CNN) on CIFAR; the decay from epoch 100 on CIFAR-100.

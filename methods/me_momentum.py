@@ -6,11 +6,18 @@ fresh model at constant lr, early-stopped on a class-balanced NOISY validation s
 rounds reload the best-validation model, take as confident set every training sample whose
 prediction equals its noisy label, and train on that set with the lr dropped at 40% and 80%
 of the round.  The trainer runs the epochs; this class only moves between rounds in its hooks.
+
+Its validation is scored as main.py scores it, by default: through ``transform_train`` (random
+crop + flip where the recipe augments, drawn from the trainer's seeded generator), and rounded to
+2 decimals of a percent before every comparison that keeps, stops or reports a model
+(common/tools.py evaluate_val).  ``val_augment=False`` and ``val_round_decimals=None`` give the
+project's other reading: the unaugmented, unrounded ``val_balanced_acc`` of the metrics line.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,6 +43,15 @@ def n_add_rule(val: float, kept: float, n_add: float, step: float = 0.1, limit: 
         return True, 0.0, False
     n_add = n_add + step
     return False, n_add, n_add > limit
+
+
+def validation_percent(balanced_fraction: float, decimals: int | None) -> float:
+    """The balanced noisy-validation accuracy in percent as Me-Momentum's rules compare it:
+    common/tools.py evaluate_val returns ``round(np.average(100 * correct / total), 2)``, and every
+    keep / stop / report decision of main.py compares those rounded numbers.  Rounded as numpy
+    rounds a float64 (half to even on x * 10**decimals); ``decimals=None``: unrounded."""
+    percent = 100.0 * balanced_fraction
+    return percent if decimals is None else float(np.round(percent, decimals))
 
 
 def confident_set(logits: Tensor, noisy_labels: Tensor, candidates: Tensor) -> Tensor:
@@ -79,7 +95,12 @@ ME_MOMENTUM_ORIGINAL = dict(
 
 @register("me_momentum")
 class MeMomentum(Method):
-    """Me-Momentum (Bai & Liu, ICCV 2021): rounds of confident-set extraction and retraining."""
+    """Me-Momentum (Bai & Liu, ICCV 2021): rounds of confident-set extraction and retraining.
+
+    Its keep / stop / report rules compare the balanced noisy-validation accuracy as main.py does
+    by default: measured on training-augmented images (``val_augment``) and rounded to 2 decimals
+    of a percent (``val_round_decimals``); the metrics line's ``scored_val_balanced_acc`` is that value.
+    """
 
     # main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.  Each with
     # main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994, 0.2010),
@@ -87,8 +108,9 @@ class MeMomentum(Method):
     original = OriginalRecipe(
         ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)",
         per_dataset={
+            # 200 epochs, so that rounds (half the protocol's epochs) are main.py's n_epoch=100 here too.
             "mnist": ({**ME_MOMENTUM_ORIGINAL, "model": "lenet", "augment": False, "normalize": True,
-                       "mean_std": ((0.1307,), (0.3081,))},
+                       "mean_std": ((0.1307,), (0.3081,)), "epochs": 200},
                       "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Lenet.py (MNIST)"),
             "cifar10": ({**ME_MOMENTUM_ORIGINAL, "model": "memomentum_resnet18", "normalize": True,
                          "mean_std": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))},
@@ -113,6 +135,8 @@ class MeMomentum(Method):
         n_add_limit: float = 2.0  # main.py: stop the outer phase once n_add > 2
         # Ours (main.py has no limit): the trial runs at most this x the protocol's epochs.
         budget_factor: float = 5.0
+        val_augment: bool = True  # main.py: val_loader takes transform_train (crop+flip if augmenting); False: unaugmented
+        val_round_decimals: int | None = 2  # common/tools.py evaluate_val: round(acc, 2) in percent; None: unrounded
 
         def validate(self) -> None:
             from noisybench.core.errors import BenchError
@@ -123,6 +147,9 @@ class MeMomentum(Method):
                 raise BenchError("me_momentum: max_outer_loop >= 1 and max_inner_loop >= 2 (one inner round)")
             if (self.round_epochs is not None and self.round_epochs < 1) or self.budget_factor <= 0:
                 raise BenchError("me_momentum: round_epochs >= 1 and budget_factor > 0")
+            if self.val_round_decimals is not None and self.val_round_decimals < 0:
+                raise BenchError(f"--hp me_momentum.val_round_decimals={self.val_round_decimals}: must be >= 0, "
+                                 "or none for unrounded")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
@@ -196,7 +223,9 @@ class MeMomentum(Method):
 
     def on_epoch_end(self, epoch: int, trainer: TrainerView) -> dict[str, float]:
         p, hp = self.progress, self.hparams
-        val = 100.0 * trainer.validation_accuracy()["val_balanced_acc"]  # percent, as evaluate_val
+        # Percent, as evaluate_val returns it; augmented and rounded as main.py unless told otherwise.
+        scored = trainer.validation_accuracy(augment=hp.val_augment)["val_balanced_acc"]
+        val = validation_percent(scored, hp.val_round_decimals)
         round_over = epoch - p.round_start + 1 >= self.round_epochs
         adopted = False
         if p.phase == "outer":
@@ -217,6 +246,8 @@ class MeMomentum(Method):
         trainer.report_selection("confident_", self.train_mask)
         return {"outer_loop": p.outer_loop, "inner_loop": p.inner_loop, "n_add": p.n_add,
                 "kept_val_balanced_acc": p.kept_val / 100.0,
+                # The validation this epoch's decisions compared (augmented and rounded as set).
+                "scored_val_balanced_acc": val / 100.0,
                 "confident_size": float(self.train_mask[trainer.train_index].sum()),
                 "own_selected": float(adopted)}
 

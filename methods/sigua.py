@@ -25,10 +25,20 @@ from noisybench.methods.selection import (
 # for sym-50 and pair-45.  Other rates take the value of the nearer of those settings: 0.4 below
 # a forget rate of 0.35 (midway between 0.2 and 0.5), 0.3 from there on.
 SIGUA_RATE_LOW_NOISE, SIGUA_RATE_HIGH_NOISE, SIGUA_RATE_SWITCH = 0.4, 0.3, 0.35
+SIGUA_SCALE = 0.01  # γ of scripts/cifar10_sigua_sl.sh in all three settings
+# (γ, sigua_rate) where a script departs from those: scripts/mnist_sigua_sl.sh runs pair-45 with
+# --sigua_scale 0.001 --sigua_rate 0.7 (its sym-20 and sym-50 runs are the CIFAR-10 values).
+SCRIPT_EXCEPTIONS: dict[str, dict[str, tuple[float, float]]] = {"cifar10": {}, "mnist": {"pair": (0.001, 0.7)}}
 
 
 def default_sigua_rate(forget_rate: float) -> float:
     return SIGUA_RATE_LOW_NOISE if forget_rate < SIGUA_RATE_SWITCH else SIGUA_RATE_HIGH_NOISE
+
+
+def script_values(script: str, noise_kind: str, forget_rate: float) -> tuple[float, float]:
+    """(γ, sigua_rate) that bhanML/SIGUA's ``scripts/{script}_sigua_sl.sh`` runs this noise with:
+    its pair-45 values for pair noise of any rate, else γ = 0.01 and sigua_rate by the forget rate."""
+    return SCRIPT_EXCEPTIONS[script].get(noise_kind, (SIGUA_SCALE, default_sigua_rate(forget_rate)))
 
 
 def sigua_split(losses: Tensor, num_keep: int, sigua_rate: float) -> tuple[Tensor, Tensor, int]:
@@ -69,14 +79,20 @@ def sigua_sl_loss(losses: Tensor, num_keep: int, sigua_rate: float, sigua_scale:
 
 @register("sigua")
 class SIGUA(Method):
-    """SIGUA_SL (Han et al., ICML 2020): small-loss descent plus gamma-scaled ascent on discarded samples. Code: bhanML/SIGUA."""
+    """SIGUA_SL (Han et al., ICML 2020): small-loss descent plus gamma-scaled ascent on discarded samples. Code: bhanML/SIGUA.
+
+    γ and sigua_rate default to the official scripts' per-setting values: those of
+    scripts/cifar10_sigua_sl.sh everywhere, except under protocol ``original`` on MNIST, whose
+    recipe sets ``script=mnist`` (scripts/mnist_sigua_sl.sh: pair-45 with γ 0.001, sigua_rate 0.7).
+    Under ``original`` its epochs are at most 401 full batches, as main.py's (COTEACHING_ORIGINAL).
+    """
 
     # Co-teaching's recipe; SIGUA's model.py is Co-teaching's CNN, and its code has MNIST and CIFAR-10 only.
     original = OriginalRecipe(
         COTEACHING_ORIGINAL, "Han et al. 2020, bhanML/SIGUA scripts (Co-teaching's recipe)",
         per_dataset={
-            "mnist": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
-                      "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (MNIST)"),
+            "mnist": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn", "method_hparams": (("script", "mnist"),)},
+                      "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN, scripts/mnist_sigua_sl.sh (MNIST)"),
             "cifar10": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
                         "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
         },
@@ -85,14 +101,19 @@ class SIGUA(Method):
     @dataclass
     class Hparams:
         forget_rate: float | None = None  # τ; None: the noise rate (utils.py: forget_rate = noise_rate)
-        sigua_scale: float = 0.01  # γ (scripts/cifar10_sigua_sl.sh --sigua_scale 0.01, all three settings)
-        sigua_rate: float | None = None  # None: 0.4 if τ < 0.35 else 0.3 (see SIGUA_RATE_* above)
+        sigua_scale: float | None = None  # γ; None: the script's (0.01; mnist's pair-45: 0.001)
+        sigua_rate: float | None = None  # None: the script's (0.4 if τ < 0.35 else 0.3; mnist's pair-45: 0.7)
+        # Whose official script fills the two None values above.
+        script: str | None = None  # bhanML/SIGUA scripts/<cifar10|mnist>_sigua_sl.sh; None: mnist under original on MNIST, else cifar10
         num_gradual: int = 10  # T_k (arguments.py --num_gradual 10)
         exponent: float = 1.0  # c (arguments.py --exponent 1)
 
         def validate(self) -> None:
             check_schedule_hparams("sigua", self)
-            if self.sigua_scale < 0:
+            if self.script is not None and self.script not in SCRIPT_EXCEPTIONS:
+                raise BenchError(f"--hp sigua.script={self.script}: choose one of {', '.join(SCRIPT_EXCEPTIONS)} "
+                                 "(bhanML/SIGUA scripts/<script>_sigua_sl.sh)")
+            if self.sigua_scale is not None and self.sigua_scale < 0:
                 raise BenchError(f"--hp sigua.sigua_scale={self.sigua_scale}: must be >= 0 (it scales an ascent)")
             if self.sigua_rate is not None and not 0.0 <= self.sigua_rate <= 1.0:
                 raise BenchError(f"--hp sigua.sigua_rate={self.sigua_rate}: must lie in [0, 1]")
@@ -105,7 +126,9 @@ class SIGUA(Method):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
         self.forget_rate = resolve_forget_rate("sigua", hparams.forget_rate, ctx.noise_rate)
-        self.sigua_rate = hparams.sigua_rate if hparams.sigua_rate is not None else default_sigua_rate(self.forget_rate)
+        scale, rate = script_values(hparams.script or "cifar10", ctx.noise_kind, self.forget_rate)
+        self.sigua_scale = hparams.sigua_scale if hparams.sigua_scale is not None else scale
+        self.sigua_rate = hparams.sigua_rate if hparams.sigua_rate is not None else rate
         # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
         self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
 
@@ -116,7 +139,7 @@ class SIGUA(Method):
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
         # A diverging ascent shows up as a non-finite loss, which the trainer turns into a
         # failed trial (TrainingDiverged) -- never clamped here.
-        loss, kept, ascent = sigua_sl_loss(losses, num_keep, self.sigua_rate, self.hparams.sigua_scale)
+        loss, kept, ascent = sigua_sl_loss(losses, num_keep, self.sigua_rate, self.sigua_scale)
         return StepOutput(
             loss=loss,
             # ascent_label_precision: the share of ascended samples whose label is clean (should be low).

@@ -9,6 +9,7 @@ resumed from its checkpoint reproduces the uninterrupted one.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import sys
 import time
@@ -31,6 +32,22 @@ from noisybench.results.store import TrialDir, read_checked
 
 class TrainingDiverged(RuntimeError):
     """A non-finite training loss: the trial fails visibly instead of training on NaNs."""
+
+
+def epoch_batches(order: Tensor, batch_size: int, drop_last: bool = False, max_steps: int | None = None
+                  ) -> list[Tensor]:
+    """An epoch's sample order cut into batches.  The last partial batch is kept unless it holds a
+    single sample (BatchNorm cannot train on one) or ``drop_last`` drops every partial batch;
+    ``max_steps`` keeps only the first that many (Co-teaching's 401-step epochs: recipe fields)."""
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and batches[-1].shape[0] == 1:
+        batches.pop()
+    elif drop_last and batches and batches[-1].shape[0] < batch_size:
+        batches.pop()
+    if drop_last and not batches:
+        raise BenchError(f"{order.shape[0]} training samples make no full batch of {batch_size} and the recipe "
+                         "drops partial batches (drop_last); use a smaller --batch-size")
+    return batches[:max_steps]
 
 
 class Trainer:
@@ -67,8 +84,7 @@ class Trainer:
         return g
 
     def batch_order(self, epoch: int) -> list[Tensor]:
-        """This epoch's shuffled batches of training indices (the last partial batch is kept,
-        unless it holds a single sample, which BatchNorm cannot train on)."""
+        """This epoch's shuffled batches of training indices, cut as the recipe says (epoch_batches)."""
         g = torch.Generator()
         g.manual_seed(self.setup.shared_seed("order", epoch))
         idx = self.data.train_idx
@@ -78,11 +94,7 @@ class Trainer:
             if idx.numel() == 0:
                 raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
         order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
-        bs = self.recipe.batch_size
-        batches = list(order.split(bs))
-        if len(batches) > 1 and batches[-1].shape[0] == 1:
-            batches.pop()
-        return batches
+        return epoch_batches(order, self.recipe.batch_size, self.recipe.drop_last, self.recipe.max_steps_per_epoch)
 
     def training_batches(self, epoch: int, augment_gen: torch.Generator | None) -> Iterator[Batch]:
         """This epoch's batches: gathered from the device-resident images in the seeded order, or,
@@ -99,7 +111,8 @@ class Trainer:
         stream, batch_size = data.train_stream, self.recipe.batch_size
         seed = self.setup.shared_seed("stream")
         single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
-        for images, index in stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left):
+        batches = stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left or self.recipe.drop_last)
+        for images, index in itertools.islice(batches, self.recipe.max_steps_per_epoch):
             yield Batch(data.to_input(images), data.noisy[index], index)
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:

@@ -60,7 +60,9 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
     recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
                             epochs=spec.epochs, batch_size=spec.batch_size)
-    hparams = build_hparams(spec.method, dict(spec.hparams))
+    # The protocol's defaults for the method (Recipe.method_hparams, recorded in spec.json's
+    # recipe), then the spec's --hp values, which win.
+    hparams = build_hparams(spec.method, {**dict(recipe.method_hparams), **dict(spec.hparams)})
     # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
     # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
     val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))

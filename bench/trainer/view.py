@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from noisybench.bench.trainer.evaluate import EVAL_BATCH, predict_logits, stream_outputs
+from noisybench.bench.trainer.evaluate import (
+    EVAL_BATCH,
+    accuracy,
+    balanced_accuracy,
+    predict_logits,
+    stream_outputs,
+)
 from noisybench.bench.trainer.meter import selection_scores
 from noisybench.bench.trainer.optim import build_optimizer
 from noisybench.methods.base import TrainerView
@@ -78,8 +84,26 @@ class TrainerViewImpl(TrainerView):
         """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
         self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters(), self._t.data.arithmetic.fused)
 
-    def validation_accuracy(self) -> dict[str, float]:
-        return dict(self._t.validation)
+    def validation_accuracy(self, augment: bool = False) -> dict[str, float]:
+        data, method = self._t.data, self._t.method
+        if not augment or not data.augment or data.val_idx.numel() == 0:
+            return dict(self._t.validation)  # unaugmented: what evaluate() measured this epoch
+        # Fresh crops and flips each epoch, from the trainer's seeded generator (as predict_train).
+        g = self._t.generator("val-augment", self._t.epoch)
+        was_training = method.training
+        method.eval()
+        try:
+            outs = []
+            with torch.inference_mode():
+                for chunk in data.val_idx.split(EVAL_BATCH):
+                    with data.arithmetic.autocast(data.device):
+                        outs.append(method.predict(data.train_input(chunk, g)).float())
+        finally:
+            method.train(was_training)
+        logits, labels = torch.cat(outs), data.noisy[data.val_idx]
+        scores = torch.stack([accuracy(logits, labels), balanced_accuracy(logits, labels, self._t.num_classes)])
+        val_acc, val_balanced_acc = scores.tolist()
+        return {"val_acc": val_acc, "val_balanced_acc": val_balanced_acc}
 
     def report_selection(self, name: str, mask: Tensor) -> None:
         data = self._t.data
