@@ -20,6 +20,7 @@ from noisybench.bench.protocols import IMAGENET_MEAN_STD, default_protocol, reso
 from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError
+from noisybench.core.seeding import LEGACY_SEEDING
 from noisybench.core.spec import TrialSpec
 from noisybench.datasets.registry import _CACHE
 from noisybench.methods.networks import build_model
@@ -370,14 +371,16 @@ def test_unreadable_state_dict_raises_bench_error(tmp_path):
 
 def test_existing_spec_hashes_are_unchanged_by_the_pretrained_field():
     # Hashes computed before TrialSpec had `pretrained`: stored trials must keep their directories.
-    plain = TrialSpec(dataset="cifar10", method="lend", noise="sym:0.4", seed=3, protocol="lend-paper")
+    # Those trials were seeded by the legacy scheme, which a spec.json of theirs says by omission.
+    plain = TrialSpec(dataset="cifar10", method="lend", noise="sym:0.4", seed=3, protocol="lend-paper",
+                      seeding=LEGACY_SEEDING)
     changed = TrialSpec(dataset="digits", method="coteaching", noise="pair:0.45", seed=0, protocol="quick",
-                        model="cnn", epochs=5, batch_size=32, hparams=(("forget_rate", "0.2"),))
+                        model="cnn", epochs=5, batch_size=32, hparams=(("forget_rate", "0.2"),), seeding=LEGACY_SEEDING)
     assert plain.hash == "2045f23c0094"
     assert changed.hash == "e5c28c71f835"
     assert "pretrained" not in plain.to_json()
     with_weights = TrialSpec(dataset="cifar10", method="lend", noise="sym:0.4", seed=3, protocol="lend-paper",
-                             pretrained="/weights/resnet50.pth")
+                             pretrained="/weights/resnet50.pth", seeding=LEGACY_SEEDING)
     assert with_weights.to_json()["pretrained"] == "/weights/resnet50.pth"
     assert TrialSpec.from_json(with_weights.to_json()) == with_weights
     assert TrialSpec.from_json(plain.to_json()) == plain
