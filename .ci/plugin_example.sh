@@ -83,11 +83,16 @@ fi
 
 # --- 2. a sweep with a built-in, under three launchers -----------------------------------------
 sweep=(--methods standard,bootstrap --noise sym:0.4 --seeds 2 --epochs 3)
-for launcher in inline packed local; do
+launchers=(inline packed local)
+# .ci/slurm_tests.sh runs this script while its one-node cluster is up, with PLUGIN_EXAMPLE_SLURM=1:
+# then the sweep also goes through submitit's workers, which find the plugin by its entry point.
+[[ ${PLUGIN_EXAMPLE_SLURM:-0} == 1 ]] && launchers+=(slurm)
+for launcher in "${launchers[@]}"; do
   case $launcher in
     inline) flags=() ;;
     packed) flags=(--trials-per-gpu 2) ;;
     local) flags=(--launcher local --workers 2) ;;
+    slurm) flags=(--launcher slurm --time 10 ${NOISYBENCH_SLURM_PARTITION:+--partition "$NOISYBENCH_SLURM_PARTITION"}) ;;
   esac
   if bench run "${sweep[@]}" "${flags[@]}" --results "$tmp/$launcher" >"$tmp/$launcher.out" 2>&1; then
     pass "bench run ${sweep[*]} ${flags[*]}"
@@ -101,7 +106,7 @@ if grep -Eq '^\| bootstrap +\|' "$tmp/inline.table" && grep -Eq '^\| standard +\
 else
   show "$tmp/inline.table" "$tmp/inline.table.err"; fail "bench table has no bootstrap row"
 fi
-for launcher in packed local; do
+for launcher in "${launchers[@]:1}"; do
   if diff -u "$tmp/inline.table" "$tmp/$launcher.table" >"$tmp/$launcher.diff"; then
     pass "the $launcher launcher's table is the inline one, digit for digit"
   else
