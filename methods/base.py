@@ -27,9 +27,43 @@ class Batch:
     images: Tensor
     labels: Tensor
     index: Tensor
+    # Which of the epoch's passes (Method.train_passes) drew it, and its 0-based step in that pass.
+    pass_name: str = ""
+    step: int = 0
+    # The pass's companion batch (its own seeded order over the companion subset, cycled), or None.
+    companion: "Batch | None" = None
+    # Draws one more augmented view of these samples from the trainer's seeded augmentation stream.
+    draw_view: Callable[[], Tensor] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def views(self, k: int) -> list[Tensor]:
+        """``k`` further augmented views of the same samples (MixMatch's second augmentation),
+        drawn in turn from the trainer's seeded augmentation generator; without augmentation
+        (or for a hand-built batch) they are ``images`` again."""
+        return [self.draw_view() if self.draw_view is not None else self.images for _ in range(k)]
+
+
+@dataclass(frozen=True)
+class TrainPass:
+    """One pass of an epoch over batches (``Method.train_passes``); the default is today's epoch.
+
+    name:       ``batch.pass_name`` of its batches.
+    subset:     bool mask over all training samples to draw its batches from (within the training
+                split, in a seeded order of its own); None: ``train_subset()`` as a plain epoch.
+    group:      the index into ``optimizer_groups()`` whose optimiser its steps step; None: all.
+    companion:  bool mask of a second set drawn alongside (DivideMix's unlabelled samples): each
+                batch carries ``companion``, a batch of it in its own seeded order, reshuffled and
+                cycled when used up; None (or an empty mask): no companion.
+    batch_size: its batches' size; None: the protocol's.
+    """
+
+    name: str = ""
+    subset: Tensor | None = None
+    group: int | None = None
+    companion: Tensor | None = None
+    batch_size: int | None = None
 
 
 @dataclass
@@ -70,6 +104,7 @@ class MethodContext:
     device: torch.device
     seed: int
     build_network: Callable[[int], nn.Module]
+    batch_size: int | None = None  # the protocol's batch size (None where a caller does not say)
 
     def generator(self, *stream: int) -> torch.Generator:
         """A torch Generator on the CPU for the method's own randomness, seeded by
@@ -123,8 +158,20 @@ class Method(nn.Module):
 
     # --- the trainer calls these -------------------------------------------------
     def networks(self) -> list[nn.Module]:
-        """The networks the trainer optimises (one optimiser over all of them)."""
+        """The method's networks (hooks embed with the first; see ``optimizer_groups`` for what is optimised)."""
         return [m for m in self.children() if isinstance(m, nn.Module)]
+
+    def optimizer_groups(self) -> list[list[nn.Module]]:
+        """The modules of each optimiser the trainer builds (all by the protocol's recipe, all on its
+        schedule, all in the checkpoint): one optimiser per group.  Default: one optimiser over
+        every parameter of the method.  Methods whose official code steps each network with its own
+        optimiser on its own batches (DivideMix) return one group per network."""
+        return [[self]]
+
+    def train_passes(self, epoch: int) -> list[TrainPass]:
+        """This epoch's passes over batches, run one after the other (read after ``on_epoch_start``).
+        Default: one pass over ``train_subset()`` stepping every optimiser -- a plain epoch."""
+        return [TrainPass()]
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
         raise NotImplementedError
@@ -150,6 +197,15 @@ class Method(nn.Module):
         return {}
 
     # --- before the sweep starts -------------------------------------------------
+    @classmethod
+    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
+                     nominal_noise_rate: float | None) -> tuple[object, dict[str, str]]:
+        """Hyperparameters whose default depends on the trial (``None`` in ``Hparams``), filled in
+        before the method is built: returns (hparams with them set, {name: where the value comes
+        from}), both recorded in spec.json.  Values given with --hp are never replaced.  Default:
+        nothing to fill."""
+        return hparams, {}
+
     @classmethod
     def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
         """Raise a one-line BenchError if these hparams cannot train under this noise.
@@ -202,6 +258,11 @@ class TrainerView:
         raise NotImplementedError
 
     def embed_train(self) -> tuple[Tensor, Tensor]:  # (features (N, d), logits (N, C))
+        raise NotImplementedError
+
+    def map_train(self, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        """``fn`` (e.g. one of the method's networks) over every training sample, unaugmented, in
+        large batches, in eval mode and without gradients: rows in sample order, as float32."""
         raise NotImplementedError
 
     @property

@@ -21,17 +21,21 @@ from torch import Tensor
 from noisybench.bench.trainer.evaluate import evaluate_in_memory, evaluate_stream
 from noisybench.bench.trainer.meter import EpochMeter
 from noisybench.bench.trainer.optim import build_optimizer, lr_and_beta1, set_lr
+from noisybench.bench.trainer.passes import CompanionBatches, OptimizerSet, group_parameters, pass_batches, subset_indices
 from noisybench.bench.trainer.records import save_feature_snapshot
 from noisybench.bench.trainer.setup import TrialSetup
 from noisybench.bench.trainer.view import TrainerViewImpl
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
-from noisybench.methods.base import Batch, Method
+from noisybench.methods.base import Batch, Method, TrainPass
 from noisybench.results.store import TrialDir, read_checked
 
 
 class TrainingDiverged(RuntimeError):
     """A non-finite training loss: the trial fails visibly instead of training on NaNs."""
+
+
+PLAIN_PASS = TrainPass()  # a plain epoch: the method's train_subset(), every optimiser
 
 
 def epoch_batches(order: Tensor, batch_size: int, drop_last: bool = False, max_steps: int | None = None
@@ -59,7 +63,7 @@ class Trainer:
         self.show_progress = show_progress
         self.checkpoint_every = checkpoint_every
         self.feature_epochs = frozenset(feature_epochs)  # 1-based epochs after which to snapshot features
-        self.optimizer = build_optimizer(self.recipe, self.method.parameters(), self.data.arithmetic.fused)
+        self.optimizers = self.build_optimizers()
         if self.data.arithmetic.autotune:
             # Every step has the same shapes (the last batch of an epoch aside), so cuDNN's
             # autotuner picks each convolution's fastest kernel once.  GPU training is not
@@ -77,43 +81,75 @@ class Trainer:
         self.hook_metrics: dict[str, float] = {}  # what hooks reported through the view this epoch
         self.end_note: str | None = None  # why training ended before the budget, or that it hit it
 
+    def build_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One optimiser per ``method.optimizer_groups()`` group, each by the protocol's recipe."""
+        return [build_optimizer(self.recipe, params, self.data.arithmetic.fused)
+                for params in group_parameters(self.method.optimizer_groups())]
+
+    @property
+    def optimizer(self):
+        """The method's one optimiser, or all of them as one OptimizerSet when it has several."""
+        return self.optimizers[0] if len(self.optimizers) == 1 else OptimizerSet(self.optimizers)
+
     def generator(self, purpose: str, *stream) -> torch.Generator:
         """A device Generator for a stream shared by every method of (dataset, model, seed)."""
         g = torch.Generator(device=self.data.device)
         g.manual_seed(self.setup.shared_seed(purpose, *stream))
         return g
 
-    def batch_order(self, epoch: int) -> list[Tensor]:
-        """This epoch's shuffled batches of training indices, cut as the recipe says (epoch_batches)."""
+    def batch_order(self, epoch: int, train_pass: TrainPass = PLAIN_PASS, pass_index: int = 0) -> list[Tensor]:
+        """This epoch's shuffled batches of training indices, cut as the recipe says (epoch_batches).
+        A pass with its own subset draws from it (no batches when it is empty) in batches of its own
+        size; the first pass of an epoch draws the order a plain epoch draws."""
         g = torch.Generator()
-        g.manual_seed(self.setup.shared_seed("order", epoch))
+        g.manual_seed(self.setup.shared_seed("order", epoch, *(("pass", pass_index) if pass_index else ())))
         idx = self.data.train_idx
-        subset = self.method.train_subset()
+        subset = self.method.train_subset() if train_pass.subset is None else None
+        if train_pass.subset is not None:
+            idx = subset_indices(idx, train_pass.subset)
+            if idx.numel() == 0:
+                return []
         if subset is not None:  # the method's active set (e.g. a confident set), within the split
             idx = idx[subset.to(idx.device)[idx]]
             if idx.numel() == 0:
                 raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
         order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
-        return epoch_batches(order, self.recipe.batch_size, self.recipe.drop_last, self.recipe.max_steps_per_epoch)
+        return epoch_batches(order, train_pass.batch_size or self.recipe.batch_size, self.recipe.drop_last,
+                             self.recipe.max_steps_per_epoch)
 
-    def training_batches(self, epoch: int, augment_gen: torch.Generator | None) -> Iterator[Batch]:
-        """This epoch's batches: gathered from the device-resident images in the seeded order, or,
-        for a streamed dataset, decoded in its epoch plan's order (the stream crops and flips, so
-        the trainer's pad-4 crop is skipped; labels are gathered by the stream's indices)."""
+    def companion_batches(self, epoch: int, train_pass: TrainPass, pass_index: int) -> CompanionBatches | None:
+        """The pass's companion set as endless batches of the pass's size (None: it has none)."""
+        if train_pass.companion is None:
+            return None
+        idx = subset_indices(self.data.train_idx, train_pass.companion)
+        if idx.numel() == 0:
+            return None
+        batch_size = train_pass.batch_size or self.recipe.batch_size
+        return CompanionBatches(idx, lambda order: epoch_batches(order, batch_size),
+                                lambda cycle: self.setup.shared_seed("companion", epoch, pass_index, cycle))
+
+    def training_batches(self, epoch: int, augment_gen: torch.Generator | None,
+                         train_pass: TrainPass = PLAIN_PASS, pass_index: int = 0) -> Iterator[Batch]:
+        """This epoch's (or this pass's) batches: gathered from the device-resident images in the
+        seeded order, or, for a streamed dataset, decoded in its epoch plan's order (the stream crops
+        and flips, so the trainer's pad-4 crop is skipped; labels are gathered by the stream's indices)."""
         data = self.data
         if data.train_stream is None:
-            for index in self.batch_order(epoch):
-                yield Batch(data.train_input(index, augment_gen), data.noisy[index], index)
+            yield from pass_batches(train_pass, self.batch_order(epoch, train_pass, pass_index),
+                                    self.companion_batches(epoch, train_pass, pass_index),
+                                    lambda index: data.train_input(index, augment_gen), data.noisy,
+                                    augmenting=augment_gen is not None)
             return
-        if self.method.train_subset() is not None:  # the stream plans its own epochs over every image
+        if self.method.train_subset() is not None or train_pass.subset is not None or train_pass.companion is not None:
+            # The stream plans its own epochs over every image.
             raise BenchError(f"{self.spec.method} trains on a subset of the samples each epoch, which a streamed "
                              f"dataset ({self.spec.dataset}) does not support; use an in-memory dataset")
-        stream, batch_size = data.train_stream, self.recipe.batch_size
-        seed = self.setup.shared_seed("stream")
+        stream, batch_size = data.train_stream, train_pass.batch_size or self.recipe.batch_size
+        seed = self.setup.shared_seed("stream", *(("pass", pass_index) if pass_index else ()))
         single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
         batches = stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left or self.recipe.drop_last)
-        for images, index in itertools.islice(batches, self.recipe.max_steps_per_epoch):
-            yield Batch(data.to_input(images), data.noisy[index], index)
+        for step, (images, index) in enumerate(itertools.islice(batches, self.recipe.max_steps_per_epoch)):
+            yield Batch(data.to_input(images), data.noisy[index], index, pass_name=train_pass.name, step=step)
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
         """One epoch of steps and its metrics (one host sync, at the end).  ``max_steps`` stops
@@ -122,16 +158,21 @@ class Trainer:
         method.train()
         meter = EpochMeter(data)
         augment_gen = self.generator("augment", epoch) if data.augment else None
-        for batch in self.training_batches(epoch, augment_gen):
-            index = batch.index
-            with data.arithmetic.autocast(data.device):
-                out = method.train_step(batch, epoch)
-            self.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            self.optimizer.step()
-            meter.add(out, index)
-            if meter.steps == max_steps:
-                break
+        for pass_index, train_pass in enumerate(method.train_passes(epoch)):
+            # A pass steps its group's optimiser (every one by default); passes run one after the other.
+            optimizers = self.optimizers if train_pass.group is None else [self.optimizers[train_pass.group]]
+            for batch in self.training_batches(epoch, augment_gen, train_pass, pass_index):
+                index = batch.index
+                with data.arithmetic.autocast(data.device):
+                    out = method.train_step(batch, epoch)
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                for optimizer in optimizers:
+                    optimizer.step()
+                meter.add(out, index)
+                if meter.steps == max_steps:
+                    return meter.read()
         return meter.read()
 
     def evaluate(self) -> dict[str, float]:
@@ -142,12 +183,19 @@ class Trainer:
         return evaluate_in_memory(self.method, self.data, self.num_classes)
 
     def state_dict(self, epoch: int) -> dict:
-        return {"epoch": epoch, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "spec_hash": self.spec.hash}
+        # One optimiser: its state under "optimizer", as always; several: all of them, in group order.
+        optimizers = ({"optimizer": self.optimizers[0].state_dict()} if len(self.optimizers) == 1
+                      else {"optimizers": [o.state_dict() for o in self.optimizers]})
+        return {"epoch": epoch, "method": self.method.state_dict(), **optimizers, "spec_hash": self.spec.hash}
 
     def load_state_dict(self, state: dict) -> int:
         self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        states = state["optimizers"] if "optimizers" in state else [state["optimizer"]]
+        if len(states) != len(self.optimizers):
+            raise ValueError(f"the checkpoint holds {len(states)} optimiser states and {self.spec.method} has "
+                             f"{len(self.optimizers)} optimiser groups")
+        for optimizer, optimizer_state in zip(self.optimizers, states):
+            optimizer.load_state_dict(optimizer_state)
         return int(state["epoch"])
 
     def resume_point(self) -> int:
@@ -209,7 +257,8 @@ class Trainer:
                     lr, beta1 = lr_and_beta1(self.recipe, epoch)
                 else:  # the method's own per-round schedule on the protocol's base lr
                     lr, beta1 = self.recipe.lr * factor, self.recipe.momentum
-                set_lr(self.optimizer, lr, beta1)
+                for optimizer in self.optimizers:
+                    set_lr(optimizer, lr, beta1)
                 round_number, phase = self.method.round_and_phase()
                 line = {"epoch": epoch + 1, "lr": lr, "round": round_number, "phase": phase}
                 line.update(self.train_epoch(epoch))

@@ -55,6 +55,7 @@ def spec_record(setup: TrialSetup) -> dict:
         "hash": setup.spec.hash,
         "recipe": setup.recipe.to_json(),
         "hparams": dataclasses.asdict(setup.method.hparams),
+        **({"hparams_filled": dict(setup.filled_hparams)} if setup.filled_hparams else {}),
         "noise": setup.noisy.as_json(),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),

@@ -1,7 +1,7 @@
 """One trial's set-up: its data on the device, its noisy labels, its recipe and its method."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class TrialSetup:
     noisy: object
     data: DeviceData
     method: Method
+    filled_hparams: dict[str, str] = field(default_factory=dict)  # name -> source (Method.fill_hparams)
 
     def shared_seed(self, purpose: str, *stream: object) -> int:
         """The seed of a stream every method and hyperparameter value of (dataset, model, seed)
@@ -63,6 +64,10 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     # The protocol's defaults for the method (Recipe.method_hparams, recorded in spec.json's
     # recipe), then the spec's --hp values, which win.
     hparams = build_hparams(spec.method, {**dict(recipe.method_hparams), **dict(spec.hparams)})
+    # Then what the method's defaults leave to the trial (None: per dataset or noise, e.g. DivideMix's
+    # lambda_u per noise rate), each with its source in spec.json.
+    hparams, filled_hparams = get_method(spec.method).fill_hparams(hparams, spec.dataset, spec.protocol,
+                                                                   noise_spec.kind, noisy.nominal_rate)
     # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
     # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
     val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
@@ -90,7 +95,7 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     ctx = MethodContext(
         num_classes=dataset.num_classes, num_train=len(noisy.labels), epochs=recipe.epochs,
         noise_kind=noise_spec.kind, noise_rate=noisy.nominal_rate, device=device,
-        seed=derive_seed("method-seed", spec.hash), build_network=build_network,
+        seed=derive_seed("method-seed", spec.hash), build_network=build_network, batch_size=recipe.batch_size,
     )
     method = get_method(spec.method)(hparams, ctx).to(device)
-    return TrialSetup(spec, recipe, dataset, noisy, data, method)
+    return TrialSetup(spec, recipe, dataset, noisy, data, method, filled_hparams)

@@ -15,7 +15,6 @@ from noisybench.bench.trainer.evaluate import (
     stream_outputs,
 )
 from noisybench.bench.trainer.meter import selection_scores
-from noisybench.bench.trainer.optim import build_optimizer
 from noisybench.methods.base import TrainerView
 
 if TYPE_CHECKING:
@@ -80,9 +79,21 @@ class TrainerViewImpl(TrainerView):
             method.train(was_training)
         return torch.cat(feats), torch.cat(logits)
 
+    def map_train(self, fn) -> Tensor:
+        """``fn`` over every training image, unaugmented, in eval mode: rows in sample order."""
+        data, method = self._t.data, self._t.method
+        was_training = method.training
+        method.eval()
+        try:
+            if data.train_stream is not None:  # central crops, as the in-memory path is unaugmented
+                return stream_outputs(lambda x: (fn(x),), data, data.train_stream.replace(augment=False))[0]
+            return predict_logits(fn, data, data.images)
+        finally:
+            method.train(was_training)
+
     def reset_optimizer(self) -> None:
-        """A fresh optimiser over the method's current networks (rounds that re-initialise)."""
-        self._t.optimizer = build_optimizer(self._t.recipe, self._t.method.parameters(), self._t.data.arithmetic.fused)
+        """Fresh optimisers over the method's current networks (rounds that re-initialise)."""
+        self._t.optimizers = self._t.build_optimizers()
 
     def validation_accuracy(self, augment: bool = False) -> dict[str, float]:
         data, method = self._t.data, self._t.method
