@@ -17,3 +17,4 @@ from noisybench.methods import me_momentum  # noqa: F401
 from noisybench.methods import self_learning  # noqa: F401
 from noisybench.methods import elr  # noqa: F401
 from noisybench.methods import elr_plus  # noqa: F401
+from noisybench.methods import dividemix  # noqa: F401

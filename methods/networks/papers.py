@@ -187,3 +187,41 @@ def lend_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) ->
     """
     body = CifarResNetBody(PreActBlock, image_shape[0], preact=True, final_bn_relu=False)
     return FeatureClassifier(body, 512, num_classes)
+
+
+class DivideMixPreActBlock(nn.Module):
+    """The PreActBlock of DivideMix's PreResNet.py: BN-ReLU before each 3x3 conv, and a shortcut
+    applied to the pre-activated input -- a 1x1 conv where the shape changes, else an empty
+    ``nn.Sequential``, so the identity shortcut carries relu(bn1(x)), not x as in He et al."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x):
+        out = nn.functional.relu(self.bn1(x))
+        shortcut = self.shortcut(out)
+        return self.conv2(nn.functional.relu(self.bn2(self.conv1(out)))) + shortcut
+
+
+@register_model("dividemix_preact_resnet18", "DivideMix's PreAct ResNet-18 (PreResNet.py ResNet18): a conv-BN-ReLU "
+                "stem, pre-activated identity shortcuts, no final BN (~11.2M parameters)")
+def dividemix_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """PreAct ResNet-18 as in DivideMix (Li et al., ICLR 2020; LiJunnan1992/DivideMix PreResNet.py,
+    ``ResNet18`` = ``ResNet(PreActBlock, [2, 2, 2, 2])``, which Train_cifar.py trains on CIFAR-10/100):
+
+        conv 3x3 64 (no bias) -> BN -> ReLU
+        4 stages of 2 DivideMixPreActBlocks at 64, 128, 256, 512 (strides 1, 2, 2, 2)
+        average pool of the last block's sum (no final BN-ReLU), linear 512 -> classes
+
+    It differs from ``preact_resnet18`` in the stem (BN-ReLU after it), the identity shortcut
+    (relu(bn1(x)) instead of x) and the missing final BN-ReLU.  Deviations: the stem takes
+    ``image_shape[0]`` channels; the pool is adaptive where the reference's ``avg_pool2d(out, 4)``
+    assumes a 4x4 map (the same on 32x32 inputs); the head is ``fc`` (the reference: ``linear``).
+    """
+    body = CifarResNetBody(DivideMixPreActBlock, image_shape[0], preact=False)
+    return FeatureClassifier(body, 512, num_classes)
