@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from noisybench.core.seeding import derive_seed
 from noisybench.methods import dividemix_rules as rules
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView, TrainPass
 from noisybench.methods.registry import register
@@ -145,7 +146,7 @@ class DivideMix(Method):
         # The last loss_window normalised loss vectors of each network, oldest first, and how many are held.
         self.register_buffer("loss_history", torch.zeros(2, hparams.loss_window, n, device=ctx.device))
         self.register_buffer("history_count", torch.zeros((), dtype=torch.long, device=ctx.device))
-        self._labelled_count = [0, 0]  # each pass's labelled samples (its num_iter), set by train_passes
+        self._labelled_count = [0, 0]  # each pass's labelled samples (for its num_iter), set by the hook
         # This epoch's MixMatch draws (the method's own stream, seeded per epoch, so a resumed trial redraws them).
         self._mix_epoch: int | None = None
         self._beta_rng: np.random.Generator | None = None
@@ -180,12 +181,14 @@ class DivideMix(Method):
             else:
                 history.copy_(torch.cat([history[1:], row[None]]))
             averaged = rules.averaged_history(history, min(count + 1, window), window)[idx]
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.ctx.generator("gmm", epoch, k)))
+            seed = self.own_seed("gmm", epoch, k) % 2**32  # scikit-learn takes a 32-bit random_state
             self.clean_prob[k].zero_()
             self.clean_prob[k][idx] = rules.gmm_clean_probability(averaged, seed)
         self.history_count.fill_(count + 1)
         for k in (0, 1):  # net{k+1}'s division, which trains its peer: scored against the clean labels
             trainer.report_selection(f"net{k + 1}_", self.labelled(k))
+            # Read here, in the hook, not in the steps: pass k's num_iter counts its peer's labelled set.
+            self._labelled_count[1 - k] = int(self.labelled(k).sum())
 
     def labelled(self, k: int) -> Tensor:
         return self.clean_prob[k] > self.hparams.p_threshold
@@ -197,7 +200,6 @@ class DivideMix(Method):
         passes = []
         for k in (0, 1):  # net 1 learns from net 2's division, then net 2 from net 1's (Train_cifar.py)
             peer_labelled = self.labelled(1 - k)
-            self._labelled_count[k] = int(peer_labelled.sum())
             passes.append(TrainPass(f"net{k + 1}", subset=peer_labelled, companion=~peer_labelled, group=k))
         return passes
 
@@ -217,11 +219,17 @@ class DivideMix(Method):
         loss = F.cross_entropy(logits, batch.labels)
         return loss + rules.negative_entropy(logits) if self.hparams.warmup_penalty else loss
 
+    def own_seed(self, *stream) -> int:
+        """A seed of the method's own stream (as MethodContext.generator seeds), read without a tensor."""
+        return derive_seed("method", self.ctx.seed, *stream)
+
     def _mix_streams(self, epoch: int) -> tuple[np.random.Generator, torch.Generator]:
-        """This epoch's own draws for MixMatch (Beta weights, permutations), seeded by (trial, epoch)."""
+        """This epoch's own draws for MixMatch, seeded by (trial, epoch): the Beta weights on the host,
+        the permutations on the device (no upload per step)."""
         if self._mix_epoch != epoch:
-            seed = int(torch.randint(0, 2**62, (1,), generator=self.ctx.generator("mix-beta", epoch)))
-            self._beta_rng, self._perm_gen = np.random.default_rng(seed), self.ctx.generator("mix-perm", epoch)
+            self._beta_rng = np.random.default_rng(self.own_seed("mix-beta", epoch))
+            self._perm_gen = torch.Generator(device=self.ctx.device)
+            self._perm_gen.manual_seed(self.own_seed("mix-perm", epoch))
             self._mix_epoch = epoch
         return self._beta_rng, self._perm_gen
 
@@ -245,7 +253,7 @@ class DivideMix(Method):
         lam = rules.mix_coefficient(hp.alpha, beta_rng)
         inputs = torch.cat([batch.images, x2, *u_views])
         targets = torch.cat([targets_x, targets_x] + ([targets_u, targets_u] if u is not None else []))
-        permutation = torch.randperm(inputs.shape[0], generator=perm_gen).to(inputs.device)
+        permutation = torch.randperm(inputs.shape[0], generator=perm_gen, device=perm_gen.device)
         num_x = 2 * len(batch)
         mixed_inputs, mixed_targets = rules.mixmatch(inputs, targets, lam, permutation,
                                                      None if hp.mix_unlabelled else num_x)
