@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from noisybench.core.errors import BenchError
+from noisybench.core.seeding import derive_seed
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
 from noisybench.methods.elr import (
     CIFAR10_MEAN_STD,
@@ -193,6 +194,7 @@ class ELRPlus(Method):
         self.register_buffer("targets2", torch.zeros(shape, device=ctx.device))
         self.steps_done = 0  # optimiser steps so far (the code's global_step + local_step); extra state
         self.rng: torch.Generator | None = None
+        self._beta_rng: np.random.Generator | None = None
 
     def networks(self) -> list[nn.Module]:
         return [self.net1, self.net2]  # the weight averages are not optimised
@@ -204,15 +206,21 @@ class ELRPlus(Method):
         self.steps_done = int(state["steps_done"])
 
     def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
-        self.rng = self.ctx.generator(epoch)  # this epoch's mixup draws, the same on a resumed run
+        self._mix_streams(epoch)  # this epoch's mixup draws, the same on a resumed run
+
+    def _mix_streams(self, epoch: int) -> None:
+        """This epoch's own mixup draws, seeded by (trial, epoch) without reading a tensor: the Beta
+        weights on the host, the permutations on the device (no upload per step)."""
+        self._beta_rng = np.random.default_rng(derive_seed("method", self.ctx.seed, "mixup-beta", epoch))
+        self.rng = torch.Generator(device=self.ctx.device)
+        self.rng.manual_seed(derive_seed("method", self.ctx.seed, "mixup-perm", epoch))
 
     def draw_mixup(self, size: int) -> tuple[float, Tensor]:
         """lam = max(l, 1 - l) with l ~ Beta(a, a), and a permutation of the batch (trainer.py _mixup_data)."""
         if self.rng is None:
-            self.rng = self.ctx.generator(0)
-        seed = int(torch.randint(0, 2**62, (1,), generator=self.rng))
-        lam = float(np.random.default_rng(seed).beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha))
-        permutation = torch.randperm(size, generator=self.rng).to(self.ctx.device)
+            self._mix_streams(0)
+        lam = float(self._beta_rng.beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha))
+        permutation = torch.randperm(size, generator=self.rng, device=self.ctx.device)
         return max(lam, 1.0 - lam), permutation
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
