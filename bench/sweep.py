@@ -162,6 +162,10 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
         recipe = resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs,
                                 batch_size=req.batch_size)
         check_recipe_fits_dataset(recipe, dataset, protocol)
+        in_memory_reason = get_method(name).needs_in_memory_data
+        if dataset.train_stream is not None and in_memory_reason:
+            raise BenchError(f"{name} cannot train on {req.dataset}, which is streamed from JPEG files: "
+                             f"{in_memory_reason}; use an in-memory dataset")
         plugins[name] = trial_plugins(name, req.dataset, recipe.model)  # in the hash: a new version, a new trial
         if recipe.imagenet_init and pretrained is None and req.model is None:
             raise BenchError(

@@ -150,6 +150,9 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     # The method's own paper recipe for protocol `original`; None: it trains with the shared one.
     original: ClassVar[OriginalRecipe | None] = None
+    # Why the method cannot train on a streamed dataset (it draws subsets of the samples each epoch,
+    # which a stream's own epoch plan cannot), or None; the sweep refuses such a pair up front.
+    needs_in_memory_data: ClassVar[str | None] = None
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__()

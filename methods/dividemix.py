@@ -67,6 +67,7 @@ def table7_entry(dataset: str, noise_kind: str, rate: float | None) -> tuple[flo
 class DivideMix(Method):
     """DivideMix (Li et al., ICLR 2020): GMM co-divide + MixMatch with co-refinement/co-guessing. Code: LiJunnan1992/DivideMix."""
 
+    needs_in_memory_data = "it trains each network on the other's labelled subset every epoch"
     original = OriginalRecipe(
         DIVIDEMIX_CIFAR, "Li et al. 2020, LiJunnan1992/DivideMix Train_cifar.py",
         per_dataset={

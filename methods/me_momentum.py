@@ -105,6 +105,7 @@ class MeMomentum(Method):
     # main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.  Each with
     # main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994, 0.2010),
     # not the training images' own std (about 0.247, 0.243, 0.261).
+    needs_in_memory_data = "it trains on its confident set every epoch and holds out a validation split"
     original = OriginalRecipe(
         ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)",
         per_dataset={

@@ -263,6 +263,16 @@ def test_clothing1m_protocol_without_pretrained_weights_is_refused(tmp_path, cap
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("method", ["dividemix", "me_momentum"])
+def test_a_method_drawing_subsets_is_refused_on_a_streamed_dataset_before_anything_is_written(tmp_path, capsys,
+                                                                                              method):
+    root = write_clothing1m(tmp_path / "data")
+    code, _, err = run_cli(["run", "--dataset", "clothing1m", "--noise", "real", "--data-root", root,
+                            "--methods", method, "--model", "cnn", "--results", tmp_path / "runs"], capsys)
+    assert_one_line_error(code, err, f"{method} cannot train on clothing1m", "in-memory dataset")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_streamed_dataset_refuses_a_protocol_needing_its_image_statistics(tmp_path, capsys):
     root = write_clothing1m(tmp_path / "data")
     code, _, err = run_cli(["run", "--dataset", "clothing1m", "--noise", "real", "--data-root", root,
