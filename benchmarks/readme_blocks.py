@@ -25,22 +25,31 @@ class Block:
     metrics: tuple[str, ...] = ()  # epochs: the metrics shown
     epochs: tuple[int, ...] = ()  # epochs: the epochs shown
     command: str = ""  # stdout: the bench command whose output is shown
+    measured: bool = True  # False: nothing is trained (a fabricated store), so no machine is named
 
 
 METHODS = "methods/README.md"
-ALL_BASELINES = "standard,coteaching,gce,jocor,sigua,lend,elr,dividemix"
+ALL_BASELINES = "standard,coteaching,gce,jocor,sigua,lend,elr,elr_plus,dividemix"
 LEND_10 = "--methods standard,lend,gce,sigua,coteaching,jocor --noise sym:0.4,pair:0.45 --seeds 10"
 LEND_256 = "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 10 --batch-size 256"
 
 BLOCKS: list[Block] = [
     Block("demo", "README.md", show="stdout", command="bench run --methods standard --noise sym:0.4 --seeds 3",
-          intro="`make demo` (`bench run --methods standard --noise sym:0.4 --seeds 3`). "),
+          intro="`make demo`: "),
+    Block("figure-latex", "results/README.md", "--methods standard,coteaching,lend --noise sym:0.4,pair:0.35 --seeds 3",
+          show="stdout", intro="The figure and the LaTeX table below: ",
+          command="bench plot curves --results runs --out {repo}/results/figures/curves_digits.png && "
+                  "bench table --results runs --format latex --columns last"),
+    Block("compare-paper-example", "results/README.md", show="stdout",
+          command="python {repo}/tests/test_compare_paper.py {dir}/fake-cifar100 && "
+                  "bench table --results {dir}/fake-cifar100 --compare-paper", measured=False),
     Block("methods-main", METHODS, f"--methods {ALL_BASELINES} --noise sym:0.4,pair:0.35 --seeds 3"),
     Block("methods-pair45", METHODS, f"--methods {ALL_BASELINES} --noise pair:0.45 --seeds 3"),
     Block("coteaching-precision", METHODS, "--methods coteaching --noise sym:0.4 --seeds 3", show="epochs",
           intro="Co-teaching's kept samples, mean of 3 seeds: ", methods=("coteaching",), noises=("sym:0.4",),
           metrics=("forget_rate", "label_precision"), epochs=(1, 9, 100)),
-    Block("lend-batch-64", METHODS, "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 3", show="paired",
+    Block("lend-batch-64", METHODS, "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 3"),
+    Block("lend-batch-64-paired", METHODS, "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 3", show="paired",
           pairs=(("standard", "lend", "last", "sym:0.4"), ("standard", "lend", "last", "pair:0.45"))),
     Block("lend-10-seeds", METHODS, LEND_10),
     Block("lend-10-seeds-paired", METHODS, LEND_10, show="paired",
@@ -60,5 +69,17 @@ BLOCKS: list[Block] = [
     Block("lend-dilution-64", METHODS, "--methods lend --noise sym:0.4 --seeds 3", show="epochs",
           intro="Batch 64, mean of 3 seeds: ", methods=("lend",), noises=("sym:0.4",),
           metrics=("diluted_label_acc", "model_pred_acc"), epochs=(1, 2, 5, 10, 20, 100)),
+    Block("elr-digits", METHODS, "--methods standard,elr,elr_plus --noise sym:0.4,pair:0.35,pair:0.45 --seeds 3"),
+    Block("elr-pair-choice", METHODS, "--methods elr --noise pair:0.35 --seeds 1 --hp elr.beta=0.9,0.7 --hp elr.lam=1,3",
+          columns=("last",)),
+    Block("elr-targets", METHODS, "--methods elr --noise sym:0.4,pair:0.35,pair:0.45 --seeds 3", show="epochs",
+          intro="ELR's targets against the clean labels, mean of 3 seeds: ", methods=("elr",),
+          noises=("sym:0.4", "pair:0.35", "pair:0.45"), metrics=("target_acc",), epochs=(1, 10, 50, 100)),
+    Block("dividemix-digits", METHODS, "--methods standard,dividemix --noise sym:0.4,pair:0.35 --seeds 3"),
+    Block("dividemix-division", METHODS, "--methods dividemix --noise sym:0.4,pair:0.35 --seeds 3", show="epochs",
+          intro="Each network's labelled split against the clean labels, mean of 3 seeds: ", methods=("dividemix",),
+          noises=("sym:0.4", "pair:0.35"),
+          metrics=("net1_label_precision", "net1_label_recall", "net2_label_precision", "net2_label_recall"),
+          epochs=(11, 50, 100)),
     Block("phase-methods", METHODS, "--methods standard,me_momentum,self_learning --noise sym:0.4 --seeds 3"),
 ]

@@ -120,6 +120,14 @@ def sweep_trials(block: Block):
     return chosen
 
 
+def copy_trials(block: Block, target: Path) -> None:
+    """The block's finished trials, copied from the shared store into a store of their own."""
+    import shutil
+
+    for path in sweep_trials(block)["path"]:
+        shutil.copytree(path, target / Path(path).name)
+
+
 def render(block: Block, stamp: str) -> str:
     from noisybench.results.aggregate import summarize
     from noisybench.results.tables import TableOptions
@@ -127,9 +135,13 @@ def render(block: Block, stamp: str) -> str:
 
     import readme_renderers as renderers
 
-    if block.show == "stdout":  # a command's own output, run in a fresh directory
-        text = renderers.command_output(block, bench)
-        return f"{block.intro}Printed on {stamp}:\n\n" + text
+    if block.show == "stdout":  # a command's own output, run in a fresh directory (holding runs/: the sweep's trials)
+        prepare = (lambda folder: copy_trials(block, folder / "runs")) if block.sweep else None
+        text = renderers.command_output(block, bench, prepare)
+        sweep = f"`bench run {block.sweep} --results runs`, then " if block.sweep else ""
+        shown = "`, `".join(step.replace("{dir}/", "").replace("{repo}/", "") for step in block.command.split(" && "))
+        when = stamp if block.measured else stamp.split(",")[0]
+        return f"{block.intro}{sweep}`{shown}` ({when}):\n\n" + text
     trials = sweep_trials(block)
     head = f"{block.intro}`bench run {block.sweep}`{block.note} ({stamp}):\n\n"
     if block.show == "table":
@@ -153,8 +165,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check markers against BLOCKS only; no training")
     parser.add_argument("--only", help="comma-separated block names")
+    parser.add_argument("--train-only", action="store_true", help="train the blocks' sweeps; rewrite nothing")
     args = parser.parse_args(argv)
     chosen = [b for b in BLOCKS if not args.only or b.name in args.only.split(",")]
+    if args.train_only:
+        for block in chosen:
+            train(block)
+        return 0
     problems = [p for p in check(chosen) if args.check or "does not show its command" not in p]
     if args.check or problems:
         for line in problems:
@@ -162,16 +179,19 @@ def main(argv=None) -> int:
         return 1 if problems else 0
     for block in chosen:
         train(block)
-    stamp = f"{datetime.date.today():%-d %B %Y}, {renderers_machine()}"
+    stamp = f"{datetime.date.today():%-d %B %Y}, {machine()}"
     with contextlib.redirect_stdout(io.StringIO()):
         rewrite(chosen, stamp)
     return 0
 
 
-def renderers_machine() -> str:
-    from noisybench.core.provenance import git_commit
-
-    commit = git_commit()
+def machine() -> str:
+    """The machine and the code: the commit, '+dirty' when a tracked file other than a README differs
+    from it (the READMEs are what this script rewrites)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run(["git", "-C", str(REPO), "diff", "--name-only", "HEAD"], capture_output=True, text=True)
+    code_changed = [f for f in changed.stdout.split() if not f.endswith("README.md")]
+    commit = head.stdout.strip() + ("+dirty" if code_changed else "") if head.returncode == 0 else None
     return f"{os.cpu_count()}-core CPU, one thread per trial" + (f", commit {commit}" if commit else "")
 
 

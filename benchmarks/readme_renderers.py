@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def _by_seed(trials: pd.DataFrame, method: str, noise: str, part: str) -> pd.Series:
     rows = trials[(trials["method"] == method) & (trials["noise"] == noise)]
@@ -65,13 +67,15 @@ def classes(block, trials: pd.DataFrame, store: Path) -> str:
     return class_tables(keep)
 
 
-def command_output(block, bench) -> str:
+def command_output(block, bench, prepare=None) -> str:
     """The output of the last of ``block.command``'s steps (joined by ``&&``; ``{dir}`` is a fresh
     directory they run in; a step starting ``python`` runs with this interpreter), indented as a code
     block, with the directory shortened so that the README does not name a temporary folder."""
     with tempfile.TemporaryDirectory() as folder:
+        if prepare is not None:
+            prepare(Path(folder))
         for step in block.command.split(" && "):
-            argv = shlex.split(step.replace("{dir}", folder))
+            argv = shlex.split(step.replace("{dir}", folder).replace("{repo}", str(REPO)))
             if argv[0] == "python":
                 done = subprocess.run([sys.executable, *argv[1:]], cwd=folder, capture_output=True, text=True)
                 if done.returncode:
