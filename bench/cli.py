@@ -17,8 +17,8 @@ import noisybench.bench.speed.command as speed_commands
 import noisybench.datasets.commands as data_commands
 import noisybench.results.commands as results_commands
 import noisybench.slurm.commands as slurm_commands
-from noisybench.bench.sweep_file import apply_sweep_file
 from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
+from noisybench.bench.sweep_file import apply_sweep_file
 from noisybench.core.errors import BenchError
 
 # Modules that add sub-commands; each defines register_commands(subparsers).

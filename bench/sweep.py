@@ -18,9 +18,9 @@ from noisybench.bench.protocols import check_protocol_name, check_recipe_fits_da
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
-from noisybench.methods.registry import canonical_overrides, trial_plugins
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
+from noisybench.methods.registry import canonical_overrides, trial_plugins
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -133,16 +133,9 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     for name in methods:
         get_method(name)
     hp = parse_hp(req.hp, methods)
-    # Type-checks every override now, not mid-sweep, and keeps each value in its one canonical
-    # spelling with the defaults dropped: q=0.70 is q=0.7, and gce[q=0.7] is gce, one trial.
-    hparams, variants = [], []
-    for name in methods:
-        for overrides in hp_grid(hp.get(name, {})):
-            values = build_hparams(name, overrides)
-            variant = (name, canonical_overrides(values))
-            if variant not in variants:
-                variants.append(variant)
-                hparams.append((name, values))
+    # Type-checks every override now, not mid-sweep.
+    variants = [(name, overrides) for name in methods for overrides in hp_grid(hp.get(name, {}))]
+    hparams = [(name, build_hparams(name, overrides)) for name, overrides in variants]
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
     # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
@@ -157,11 +150,12 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
                 raise BenchError(f"--noise {spec.text}: {exc}") from None
     # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
     pretrained = str(Path(req.pretrained).expanduser().resolve()) if req.pretrained else None
-    models_checked, plugins = set(), {}
+    models_checked, plugins, recipes = set(), {}, {}
     for name in methods:
         recipe = resolve_recipe(protocol, req.dataset, name, model=req.model, epochs=req.epochs,
                                 batch_size=req.batch_size)
         check_recipe_fits_dataset(recipe, dataset, protocol)
+        recipes[name] = recipe
         in_memory_reason = get_method(name).needs_in_memory_data
         if dataset.train_stream is not None and in_memory_reason:
             raise BenchError(f"{name} cannot train on {req.dataset}, which is streamed from JPEG files: "
@@ -176,9 +170,37 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
         if pretrained is not None and recipe.model not in models_checked:
             check_pretrained(pretrained, recipe.model, dataset.num_classes, dataset.image_shape)
             models_checked.add(recipe.model)
+    # Each trial's --hp values in their one canonical spelling, those equal to the trial's defaults
+    # dropped: q=0.70 is q=0.7, and gce[q=0.7] is gce, one trial (and one initialisation).
+    cells = []
+    for (name, overrides), n in itertools.product(variants, noise_specs):
+        rate = noise.nominal_rate(n, dataset)
+        cell = (name, trial_overrides(name, overrides, recipes[name], req.dataset, protocol, n.kind, rate,
+                                      dataset.num_classes), n)
+        if cell not in cells:
+            cells.append(cell)
     return [
         TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
                   epochs=req.epochs, batch_size=req.batch_size, hparams=overrides,
                   pretrained=pretrained, precision=req.precision, plugin=plugins[m])
-        for (m, overrides), n, s in itertools.product(variants, noise_specs, seeds)
+        for (m, overrides, n), s in itertools.product(cells, seeds)
     ]
+
+
+def trial_overrides(name: str, overrides: dict[str, str], recipe, dataset: str, protocol: str, noise_kind: str,
+                    rate: float | None, num_classes: int) -> tuple[tuple[str, str], ...]:
+    """The --hp values a trial's spec holds (and hashes): typed and canonically spelt, without those
+    equal to what the trial would use anyway -- the protocol's defaults for the method and what the
+    method fills in per dataset and noise (Method.fill_hparams), as bench/trainer/setup.py applies
+    them.  So ``elr[beta=0.7]`` on pair noise, where ELR fills in 0.7, is plain ``elr``."""
+    method, base = get_method(name), dict(recipe.method_hparams)
+
+    def effective(given: dict[str, str]):
+        return method.fill_hparams(build_hparams(name, {**base, **given}), dataset, protocol, noise_kind, rate,
+                                   num_classes)[0]
+
+    wanted = effective(overrides)
+    kept = canonical_overrides(wanted, defaults=effective({}))
+    if effective(dict(kept)) != wanted:  # a default that depends on another value: keep every given one
+        kept = canonical_overrides(build_hparams(name, overrides))
+    return kept

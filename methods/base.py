@@ -202,11 +202,12 @@ class Method(nn.Module):
     # --- before the sweep starts -------------------------------------------------
     @classmethod
     def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None) -> tuple[object, dict[str, str]]:
+                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
         """Hyperparameters whose default depends on the trial (``None`` in ``Hparams``), filled in
         before the method is built: returns (hparams with them set, {name: where the value comes
-        from}), both recorded in spec.json.  Values given with --hp are never replaced.  Default:
-        nothing to fill."""
+        from}), both recorded in spec.json.  Values given with --hp are never replaced, and the
+        sweep drops a given value equal to the filled one before hashing (one trial, not two).
+        Default: nothing to fill."""
         return hparams, {}
 
     @classmethod

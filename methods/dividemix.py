@@ -115,7 +115,7 @@ class DivideMix(Method):
 
     @classmethod
     def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None) -> tuple[object, dict[str, str]]:
+                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
         """The per-dataset and per-noise defaults of the official code and the paper's Table 7 (in
         every protocol: they are the method's hyperparameters, as Co-teaching's forget rate is)."""
         filled: dict[str, tuple[object, str]] = {}

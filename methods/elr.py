@@ -61,6 +61,7 @@ CIFAR ResNet-34 of ELR/model/ResNet_Zoo.py, which is our ``resnet34``):
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -92,6 +93,13 @@ ELR_CLOTHING1M = dict(
 SYMMETRIC_10 = (0.7, 3.0)  # ELR/config_cifar10.json
 ASYMMETRIC_10 = (0.9, 1.0)  # ELR/config_cifar10_asym.json
 CIFAR100 = (0.9, 7.0)  # ELR/config_cifar100.json
+
+
+def official_config_name(num_classes: int, noise_kind: str) -> str:
+    """The official config file :func:`official_beta_lambda` reads its row from."""
+    if num_classes >= 100:
+        return "ELR/config_cifar100.json"
+    return "ELR/config_cifar10_asym.json" if noise_kind == "asym" else "ELR/config_cifar10.json"
 
 
 def official_beta_lambda(num_classes: int, noise_kind: str) -> tuple[float, float]:
@@ -174,12 +182,21 @@ class ELR(Method):
             if not 0.0 <= self.clamp < 0.5:
                 raise BenchError(f"--hp elr.clamp={self.clamp}: must lie in [0, 0.5) (a probability floor)")
 
+    @classmethod
+    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
+                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
+        """beta and lam left None: the official config's row for the number of classes and the noise."""
+        beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
+        source = official_config_name(num_classes or 10, noise_kind)
+        filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
+        return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
-        beta, lam = official_beta_lambda(ctx.num_classes, ctx.noise_kind)
-        self.beta = hparams.beta if hparams.beta is not None else beta
-        self.lam = hparams.lam if hparams.lam is not None else lam
+        # What the trainer's setup did not fill (a method built by hand) is filled here the same way.
+        filled, _ = type(self).fill_hparams(hparams, "", "", ctx.noise_kind, ctx.noise_rate, ctx.num_classes)
+        self.beta, self.lam = filled.beta, filled.lam
         # t_i for every training sample, indexed by batch.index (zeros, as loss.py); a buffer, so
         # that a resumed trial goes on from the targets it had.
         self.register_buffer("targets", torch.zeros(ctx.num_train, ctx.num_classes, device=ctx.device))

@@ -48,6 +48,7 @@ it (90 epochs of 32,000 images = its 45,000 steps of 64).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ from noisybench.methods.elr import (
     ELR_CLOTHING1M,
     clamped_probabilities,
     official_beta_lambda,
+    official_config_name,
     update_targets,
 )
 from noisybench.methods.registry import register
@@ -176,15 +178,24 @@ class ELRPlus(Method):
             if not 0.0 <= self.clamp < 0.5:
                 raise BenchError(f"--hp elr_plus.clamp={self.clamp}: must lie in [0, 0.5)")
 
+    @classmethod
+    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
+                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
+        """beta and lam left None: the official config's row for the number of classes and the noise."""
+        beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
+        source = official_config_name(num_classes or 10, noise_kind)
+        filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
+        return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net1, self.net2 = ctx.build_network(0), ctx.build_network(1)
         self.ema1, self.ema2 = ctx.build_network(2), ctx.build_network(3)
         for average in (self.ema1, self.ema2):
             average.requires_grad_(False)
-        beta, lam = official_beta_lambda(ctx.num_classes, ctx.noise_kind)
-        self.beta = hparams.beta if hparams.beta is not None else beta
-        self.lam = hparams.lam if hparams.lam is not None else lam
+        # What the trainer's setup did not fill (a method built by hand) is filled here the same way.
+        filled, _ = type(self).fill_hparams(hparams, "", "", ctx.noise_kind, ctx.noise_rate, ctx.num_classes)
+        self.beta, self.lam = filled.beta, filled.lam
         self.coef_step = hparams.coef_step if hparams.coef_step is not None else (
             40000 if ctx.num_classes >= 100 else 0)
         self.weight_labels = (hparams.weight_labels_by_target if hparams.weight_labels_by_target is not None

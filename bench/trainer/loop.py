@@ -21,7 +21,13 @@ from torch import Tensor
 from noisybench.bench.trainer.evaluate import evaluate_in_memory, evaluate_stream
 from noisybench.bench.trainer.meter import EpochMeter
 from noisybench.bench.trainer.optim import build_optimizer, lr_and_beta1, set_lr
-from noisybench.bench.trainer.passes import CompanionBatches, OptimizerSet, group_parameters, pass_batches, subset_indices
+from noisybench.bench.trainer.passes import (
+    CompanionBatches,
+    OptimizerSet,
+    group_parameters,
+    pass_batches,
+    subset_indices,
+)
 from noisybench.bench.trainer.records import save_feature_snapshot
 from noisybench.bench.trainer.setup import TrialSetup
 from noisybench.bench.trainer.view import TrainerViewImpl

@@ -16,9 +16,9 @@ from noisybench.core.seeding import CURRENT_SEEDING, common_seed, derive_seed
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
 from noisybench.methods.base import Method, MethodContext
-from noisybench.methods.registry import check_trial_plugins
 from noisybench.methods.networks import build_model
 from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
+from noisybench.methods.registry import check_trial_plugins
 
 
 @dataclass
@@ -67,7 +67,8 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     # Then what the method's defaults leave to the trial (None: per dataset or noise, e.g. DivideMix's
     # lambda_u per noise rate), each with its source in spec.json.
     hparams, filled_hparams = get_method(spec.method).fill_hparams(hparams, spec.dataset, spec.protocol,
-                                                                   noise_spec.kind, noisy.nominal_rate)
+                                                                   noise_spec.kind, noisy.nominal_rate,
+                                                                   dataset.num_classes)
     # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
     # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
     val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
