@@ -85,7 +85,8 @@ CIFAR100_MEAN_STD = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
 # ELR_plus/config_clothing1m.json: 15 epochs x 3000 batches of 64, lr /10 at epoch 7, as steps
 # over 32,000-image epochs (500 steps each): 45,000 / 500 = 90 epochs, 7 x 3000 / 500 = 42.
 ELR_CLOTHING1M = dict(
-    optimizer="sgd", lr=0.002, momentum=0.9, weight_decay=1e-3, batch_size=64, epochs=90,
+    # config_clothing1m.json's arch: torchvision's ImageNet-pretrained ResNet-50 (as dividemix-paper's)
+    model="resnet50", optimizer="sgd", lr=0.002, momentum=0.9, weight_decay=1e-3, batch_size=64, epochs=90,
     schedule="multistep", milestones=(42,), lr_gamma=0.1,
 )
 

@@ -233,7 +233,7 @@ def test_cli_refuses_a_model_too_big_for_the_images(capsys, tmp_path, monkeypatc
 
 
 # ----------------------------------------------------------------------------- the `original` protocol
-SHAPES = {"mnist": MNIST, "cifar10": CIFAR, "cifar100": CIFAR}
+SHAPES = {"mnist": MNIST, "cifar10": CIFAR, "cifar100": CIFAR, "clothing1m": (3, 224, 224)}
 
 
 @pytest.mark.parametrize("method, dataset, model", [
