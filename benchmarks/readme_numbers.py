@@ -186,11 +186,11 @@ def main(argv=None) -> int:
 
 
 def machine() -> str:
-    """The machine and the code: the commit, '+dirty' when a tracked file other than a README differs
-    from it (the READMEs are what this script rewrites)."""
+    """The machine and the code: the commit, '+dirty' when a tracked file other than a README or a
+    figure differs from it (those are what this script rewrites)."""
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
     changed = subprocess.run(["git", "-C", str(REPO), "diff", "--name-only", "HEAD"], capture_output=True, text=True)
-    code_changed = [f for f in changed.stdout.split() if not f.endswith("README.md")]
+    code_changed = [f for f in changed.stdout.split() if not f.endswith("README.md") and not f.startswith("results/figures/")]
     commit = head.stdout.strip() + ("+dirty" if code_changed else "") if head.returncode == 0 else None
     return f"{os.cpu_count()}-core CPU, one thread per trial" + (f", commit {commit}" if commit else "")
 
