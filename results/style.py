@@ -11,18 +11,32 @@ PERCENT_METRIC = re.compile(r"(acc|precision|recall|fraction)")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def method_colors(methods) -> dict[str, tuple]:
-    """One colour per method, the same in every figure of every store: a method's colour is fixed
-    by its place among the registered methods, whichever others a figure shows.  The variants of a
+# A fixed colour for each built-in method (matplotlib's tab10, then tab20's darker others), so that
+# adding a method, or installing a plugin, never repaints the ones already in a paper's figures.
+BUILTIN_COLORS = {
+    "standard": "#7f7f7f", "coteaching": "#1f77b4", "gce": "#ff7f0e", "jocor": "#2ca02c", "sigua": "#9467bd",
+    "lend": "#d62728", "me_momentum": "#8c564b", "self_learning": "#e377c2", "elr": "#bcbd22",
+    "elr_plus": "#17becf", "dividemix": "#393b79",
+}
+# Any other method (a plugin, a name no longer registered) takes one of these by a hash of its name.
+OTHER_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1")
+
+
+def method_color(method: str) -> str:
+    """The colour of a method's base name (its --hp variants share it; they differ by marker)."""
+    import zlib
+
+    base = method.split("[")[0].split(" ")[0]
+    if base in BUILTIN_COLORS:
+        return BUILTIN_COLORS[base]
+    return OTHER_COLORS[zlib.crc32(base.encode()) % len(OTHER_COLORS)]
+
+
+def method_colors(methods) -> dict[str, str]:
+    """One colour per method, the same in every figure of every store and every version: fixed per
+    built-in method, by name for any other, whichever methods a figure shows.  The variants of a
     method (its --hp rows) share its colour and differ by marker (:func:`method_markers`)."""
-    from matplotlib import colormaps
-
-    from noisybench.methods import method_names
-
-    bases = list(method_names())
-    bases += sorted({m.split("[")[0] for m in methods} - set(bases))  # a name no longer registered
-    palette = colormaps["tab10" if len(bases) <= 10 else "tab20"]
-    return {m: palette(bases.index(m.split("[")[0]) % palette.N) for m in set(methods)}
+    return {m: method_color(m) for m in set(methods)}
 
 
 def method_markers(methods) -> dict[str, str | None]:

@@ -116,3 +116,14 @@ def test_a_long_budget_does_not_squeeze_the_other_methods(store):
     assert by_epoch.get_xlabel() == "epoch" and max(max(line.get_xdata()) for line in by_epoch.lines) == 60
     alike = plot_curves(epochs[epochs["method"] != "me_momentum"], ["test_acc"]).axes[0]
     assert alike.get_xlabel() == "epoch"  # equal budgets: epochs, as always
+
+
+def test_every_registered_method_has_its_own_fixed_colour():
+    from noisybench.methods import get_method, method_names
+    from noisybench.results.style import BUILTIN_COLORS, method_color
+
+    builtins = {n for n in method_names() if get_method(n).__module__.startswith("noisybench.")}
+    assert set(BUILTIN_COLORS) >= builtins  # a new built-in method needs its colour here
+    assert len(set(BUILTIN_COLORS.values())) == len(BUILTIN_COLORS)
+    assert method_color("lend[k=4]") == method_color("lend") == BUILTIN_COLORS["lend"]
+    assert method_color("bootstrap") == method_color("bootstrap[beta=0.9]")  # a plugin: by its name
