@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 
 PYTHON=${PYTHON:-$repo/.venv/bin/python}
+# A relative path (slurm_tests.sh passes .venv/bin/python) must survive the cd into $tmp below.
+if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON=$repo/$PYTHON; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # inline and launched trials: the same threads, the same sums
 started=$SECONDS
 tmp=$(mktemp -d)
