@@ -103,6 +103,15 @@ def official_config_name(num_classes: int, noise_kind: str) -> str:
     return "ELR/config_cifar10_asym.json" if noise_kind == "asym" else "ELR/config_cifar10.json"
 
 
+def fill_beta_lambda(hparams, noise_kind: str, num_classes: int | None) -> tuple[object, dict[str, str]]:
+    """ELR's and ELR+'s fill_hparams: ``beta`` and ``lam`` left None take the official config's row
+    for the number of classes (10 when unknown) and the noise, with the config's name as source."""
+    beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
+    source = official_config_name(num_classes or 10, noise_kind)
+    filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
+    return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+
+
 def official_beta_lambda(num_classes: int, noise_kind: str) -> tuple[float, float]:
     """(beta, lambda) of the official config that fits: CIFAR-100's from 100 classes up, else
     CIFAR-10's asymmetric config for ``asym`` noise, else its symmetric one (``pair`` included:
@@ -186,11 +195,7 @@ class ELR(Method):
     @classmethod
     def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
                      nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        """beta and lam left None: the official config's row for the number of classes and the noise."""
-        beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
-        source = official_config_name(num_classes or 10, noise_kind)
-        filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
-        return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+        return fill_beta_lambda(hparams, noise_kind, num_classes)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

@@ -48,7 +48,6 @@ it (90 epochs of 32,000 images = its 45,000 steps of 64).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -65,8 +64,7 @@ from noisybench.methods.elr import (
     CIFAR100_MEAN_STD,
     ELR_CLOTHING1M,
     clamped_probabilities,
-    official_beta_lambda,
-    official_config_name,
+    fill_beta_lambda,
     update_targets,
 )
 from noisybench.methods.registry import register
@@ -181,11 +179,7 @@ class ELRPlus(Method):
     @classmethod
     def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
                      nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        """beta and lam left None: the official config's row for the number of classes and the noise."""
-        beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
-        source = official_config_name(num_classes or 10, noise_kind)
-        filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
-        return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+        return fill_beta_lambda(hparams, noise_kind, num_classes)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

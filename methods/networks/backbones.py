@@ -84,7 +84,12 @@ class BasicBlock(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """He et al. 2016, "Identity mappings in deep residual networks": BN-ReLU before each conv."""
+    """He et al. 2016, "Identity mappings in deep residual networks": BN-ReLU before each conv.
+
+    The identity shortcut carries x; a block with ``identity_from_preactivation`` (DivideMix's
+    PreResNet.py) carries relu(bn1(x)) instead."""
+
+    identity_from_preactivation = False
 
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
@@ -98,7 +103,10 @@ class PreActBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        if self.shortcut is not None:
+            shortcut = self.shortcut(out)
+        else:
+            shortcut = out if self.identity_from_preactivation else x
         out = self.conv1(out)
         out = self.conv2(F.relu(self.bn2(out)))
         return out + shortcut

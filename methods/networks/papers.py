@@ -189,23 +189,12 @@ def lend_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) ->
     return FeatureClassifier(body, 512, num_classes)
 
 
-class DivideMixPreActBlock(nn.Module):
-    """The PreActBlock of DivideMix's PreResNet.py: BN-ReLU before each 3x3 conv, and a shortcut
-    applied to the pre-activated input -- a 1x1 conv where the shape changes, else an empty
-    ``nn.Sequential``, so the identity shortcut carries relu(bn1(x)), not x as in He et al."""
+class DivideMixPreActBlock(PreActBlock):
+    """The PreActBlock of DivideMix's PreResNet.py: BN-ReLU before each 3x3 conv, a 1x1 conv
+    shortcut where the shape changes, and an identity shortcut that carries the pre-activated
+    relu(bn1(x)), not x as in He et al."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else nn.Identity()
-
-    def forward(self, x):
-        out = nn.functional.relu(self.bn1(x))
-        shortcut = self.shortcut(out)
-        return self.conv2(nn.functional.relu(self.bn2(self.conv1(out)))) + shortcut
+    identity_from_preactivation = True
 
 
 @register_model("dividemix_preact_resnet18", "DivideMix's PreAct ResNet-18 (PreResNet.py ResNet18): a conv-BN-ReLU "
