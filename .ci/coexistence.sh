@@ -13,33 +13,10 @@ cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 
 PYTHON=${PYTHON:-$repo/.venv/bin/python}   # the project venv: it builds the wheel and lends torch
-started=$SECONDS
 tmp=$(mktemp -d)
-passed=0
-failed=0
-summarised=0
-
-summary() {
-  summarised=1
-  echo "coexistence: $((SECONDS - started)) s in all"
-  echo "coexistence: $passed passed, $failed failed"
-}
-on_exit() {
-  local rc=$?
-  if [[ $summarised == 0 ]]; then   # an unexpected error stopped the script: count it
-    echo "coexistence: FAIL unexpected error (exit status $rc), see above" >&2
-    failed=$((failed + 1))
-    summary
-  fi
-  rm -rf "$tmp"
-}
-trap on_exit EXIT
-
-pass() { passed=$((passed + 1)); echo "coexistence: PASS $*"; }
-fail() { failed=$((failed + 1)); echo "coexistence: FAIL $*" >&2; }
-# A failed step that the remaining checks need: report, summarise, stop.
-abort() { fail "$*"; echo "coexistence: stopping here, the remaining checks need this step" >&2; summary; exit 1; }
-show() { sed 's/^/    /' "$@"; }   # indent a command's output under its check
+CHECKS_NAME=coexistence
+source .ci/checks.sh
+cleanup() { rm -rf "$tmp"; }
 
 [[ -x $PYTHON ]] || abort "no project venv at $PYTHON (run \`make install\` first)"
 

@@ -19,25 +19,11 @@ PYTHON=${PYTHON:-$repo/.venv/bin/python}
 # A relative path (slurm_tests.sh passes .venv/bin/python) must survive the cd into $tmp below.
 if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON=$repo/$PYTHON; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # inline and launched trials: the same threads, the same sums
-started=$SECONDS
 tmp=$(mktemp -d)
-passed=0
-failed=0
-summarised=0
 installed=()
-
-summary() {
-  summarised=1
-  echo "plugin_example: $((SECONDS - started)) s in all"
-  echo "plugin_example: $passed passed, $failed failed"
-}
-on_exit() {
-  local rc=$?
-  if [[ $summarised == 0 ]]; then   # an unexpected error stopped the script: count it
-    echo "plugin_example: FAIL unexpected error (exit status $rc), see above" >&2
-    failed=$((failed + 1))
-    summary
-  fi
+CHECKS_NAME=plugin_example
+source .ci/checks.sh
+cleanup() {
   for dist in ${installed[@]+"${installed[@]}"}; do
     "$PYTHON" -m pip uninstall --yes --quiet "$dist" >/dev/null 2>&1 || echo "plugin_example: could not uninstall $dist" >&2
     if [[ $dist == noisybench-bootstrap ]]; then   # what the editable build left in the checkout
@@ -46,12 +32,6 @@ on_exit() {
   done
   rm -rf "$tmp"
 }
-trap on_exit EXIT
-
-pass() { passed=$((passed + 1)); echo "plugin_example: PASS $*"; }
-fail() { failed=$((failed + 1)); echo "plugin_example: FAIL $*" >&2; }
-abort() { fail "$*"; echo "plugin_example: stopping here, the remaining checks need this step" >&2; summary; exit 1; }
-show() { sed 's/^/    /' "$@"; }
 bench() { "$PYTHON" -m noisybench.bench.cli "$@"; }   # the `bench` console script, in whichever venv
 install() {   # install DIST from DIR, remembered for the uninstall before pip even starts
   installed+=("$1")
