@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from noisybench.core.errors import BenchError
 from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
 from noisybench.results.store import DONE, DamagedTrial, TrialStore
@@ -32,24 +33,37 @@ def method_label(spec: dict) -> str:
     return spec["method"] + "[" + ",".join(f"{k}={v}" for k, v in sorted(hp.items())) + "]"
 
 
-def protocol_label(spec: dict) -> str:
-    """The protocol's name, plus command-line changes to its recipe."""
+def protocol_label(spec: dict, record: dict | None = None) -> str:
+    """The protocol's name, plus command-line changes to its recipe.  Initial weights are named by
+    file and, where spec.json recorded it, the first 8 hex digits of their sha256: two files of one
+    name are other recipes and never share a cell."""
     changes = [f"{k}={spec[k]}" for k in ("model", "epochs", "batch_size", "precision") if spec.get(k) is not None]
     if spec.get("pretrained"):  # other initial weights are another recipe: never averaged together
-        changes.append(f"pretrained={Path(spec['pretrained']).name}")
+        digest = ((record or {}).get("pretrained") or {}).get("sha256")
+        changes.append(f"pretrained={Path(spec['pretrained']).name}" + (f"@{digest[:8]}" if digest else ""))
     return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")
 
 
-def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
+def trial_identity(record: dict) -> dict:
+    """The columns that say which cell and seed a trial belongs to, and what keeps cells apart (its
+    seeding scheme, its plugin versions): one definition for tables, curves and per-class tables."""
     spec = record["spec"]
+    return {"dataset": spec["dataset"], "protocol": protocol_label(spec, record), "noise": spec["noise"],
+            "method": method_label(spec), "seed": spec["seed"],
+            "seeding": spec.get("seeding", LEGACY_SEEDING), "plugin": spec.get("plugin")}
+
+
+def keep_cells_apart(frame: pd.DataFrame, echo: Callable[[str], None] = warn) -> pd.DataFrame:
+    """Trials of the old seeding scheme and of other plugin versions in rows of their own."""
+    return keep_plugin_versions_apart(keep_old_seeding_apart(frame, echo))
+
+
+def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
     numbers = best_and_last(metrics)
     row = {
-        "dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
-        "method": method_label(spec), "seed": spec["seed"], "state": state,
+        **trial_identity(record), "state": state,
         "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(path),
         "realised_noise": (record.get("noise") or {}).get("realised_rate"),
-        "seeding": spec.get("seeding", LEGACY_SEEDING),
-        "plugin": spec.get("plugin"),
     }
     if metrics:
         row["best_epoch"] = numbers["best_epoch"]
@@ -86,7 +100,7 @@ def load_trials(root, states: tuple[str, ...] = (DONE,), echo: Callable[[str], N
                 trial.read_spec()
         except DamagedTrial as err:
             echo(excluded_line(str(err), root))
-    return keep_plugin_versions_apart(keep_old_seeding_apart(pd.DataFrame(rows), echo))
+    return keep_cells_apart(pd.DataFrame(rows), echo)
 
 
 def keep_plugin_versions_apart(frame: pd.DataFrame) -> pd.DataFrame:
@@ -123,16 +137,13 @@ def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
     """Every epoch line of every finished (and verified) trial, with the trial's identity columns."""
     frames = []
     for verified in verified_done_trials(root, echo):
-        spec = verified.record["spec"]
         frame = pd.DataFrame(verified.metrics)
-        for key, value in (("dataset", spec["dataset"]), ("protocol", protocol_label(spec)),
-                           ("noise", spec["noise"]), ("method", method_label(spec)), ("seed", spec["seed"]),
-                           ("seeding", spec.get("seeding", LEGACY_SEEDING)), ("plugin", spec.get("plugin"))):
+        for key, value in trial_identity(verified.record).items():
             frame[key] = value
         frames.append(frame)
     if not frames:
         return pd.DataFrame()
-    return keep_plugin_versions_apart(keep_old_seeding_apart(pd.concat(frames, ignore_index=True), echo))
+    return keep_cells_apart(pd.concat(frames, ignore_index=True), echo)
 
 
 def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:
@@ -149,6 +160,11 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     done = trials[trials["state"] == DONE]
+    twice = done[done.duplicated(GROUP_KEYS + ["seed"], keep=False)]
+    if not twice.empty:  # one seed counted twice would shrink the std and fake a larger n
+        paths = ", ".join(sorted(twice["path"].astype(str))[:2])
+        raise BenchError(f"two finished trials fall in one cell with the same seed ({paths}); their specs differ "
+                         f"in something the table does not show -- table them from separate --results directories")
     value_cols = ["best", "last"] + [c for c in ("selected", "own") if c in done]
     grouped = done.groupby(GROUP_KEYS, sort=False)
     out = grouped["best"].count().to_frame("n")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from noisybench.noise.report import class_noise
-from noisybench.results.aggregate import GROUP_KEYS, method_label, protocol_label
+from noisybench.results.aggregate import GROUP_KEYS, keep_cells_apart, trial_identity
 from noisybench.results.integrity import verified_done_trials
 from noisybench.results.summary import LAST_K
 from noisybench.results.tables import method_sort_key, noise_sort_key
@@ -35,17 +35,15 @@ def load_class_accuracy(root) -> pd.DataFrame:
         if not per_epoch:
             continue
         record = verified.record
-        spec = record["spec"]
         values = np.array([[math.nan if v is None else v for v in epoch] for epoch in per_epoch[-LAST_K:]])
         empirical = (record.get("noise") or {}).get("empirical")
         flip, outvoted = class_noise(empirical) if empirical is not None else (None, None)
-        identity = {"dataset": spec["dataset"], "protocol": protocol_label(spec), "noise": spec["noise"],
-                    "method": method_label(spec), "seed": spec["seed"]}
+        identity = trial_identity(record)
         for cls in range(values.shape[1]):
             rows.append({**identity, "class": cls, "last": float(np.mean(values[:, cls])),
                          "flip": math.nan if flip is None else flip[cls],
                          "outvoted": None if outvoted is None else bool(outvoted[cls])})
-    return pd.DataFrame(rows)
+    return keep_cells_apart(pd.DataFrame(rows))
 
 
 def _percent(value: float, digits: int = 1) -> str:

@@ -126,3 +126,28 @@ def test_a_value_equal_to_what_the_trial_fills_in_is_dropped_too():
     # on asym noise the filled row is (0.9, 1), so beta=0.9 is the default there
     asym = dict(methods="elr", noise="asym:0.3", seeds="1", epochs=2)
     assert build_specs(SweepRequest(**asym, hp=("elr.beta=0.9",))) == build_specs(SweepRequest(**asym))
+
+
+def test_the_per_class_table_keeps_the_old_seeding_apart_too(tmp_path, capsys):
+    """A trial of today beside a 0.1-seeded copy of itself: the per-class table (bench classes,
+    the report) must show them as two methods, as bench table does, not one cell of 20 rows."""
+    import json
+
+    from helpers import finish_trial
+
+    from noisybench.results.classes import load_class_accuracy
+
+    store = tmp_path / "runs"
+    assert main(["run", "--methods", "standard", "--noise", "sym:0.4", "--seeds", "1", "--epochs", "12",
+                 "--results", str(store)]) == 0
+    today, = [p for p in store.iterdir() if p.is_dir()]
+    record = json.loads((today / "spec.json").read_text())
+    del record["spec"]["seeding"]  # as noisybench 0.1 wrote it
+    record["hash"] = TrialSpec.from_json(record["spec"]).hash
+    old = store / TrialSpec.from_json(record["spec"]).dirname
+    old.mkdir()
+    (old / "spec.json").write_text(json.dumps(record))
+    shutil.copy(today / "metrics.jsonl", old / "metrics.jsonl")
+    finish_trial(old)
+    frame = load_class_accuracy(store)
+    assert frame.groupby("method").size().to_dict() == {"standard": 10, "standard (0.1 seeding)": 10}
