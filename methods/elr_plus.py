@@ -148,7 +148,8 @@ class ELRPlus(Method):
         # Target momentum; None: the config's -- 0.7 (config_cifar10.json, config_clothing1m.json;
         # every noise kind but asym below 100 classes), 0.9 (config_cifar10_asym.json; config_cifar100.json).
         beta: float | None = None
-        # Regulariser weight lambda; None: 3 (config_cifar10.json), 1 (config_cifar10_asym.json), 7 (config_cifar100.json).
+        # Regulariser weight lambda; None: 3 (config_cifar10.json), 1 (config_cifar10_asym.json: asym and pair
+        # noise), 7 (config_cifar100.json).
         lam: float | None = None
         mixup_alpha: float = 1.0  # config_cifar10/100/clothing1m.json mixup_alpha (webvision: 1.5)
         ema_alpha: float = 0.997  # config_cifar10/100.json ema_alpha (clothing1m: 0.9999)
@@ -179,7 +180,7 @@ class ELRPlus(Method):
     @classmethod
     def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
                      nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        return fill_beta_lambda(hparams, noise_kind, num_classes)
+        return fill_beta_lambda(hparams, noise_kind, num_classes, folder="ELR_plus")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)

@@ -116,16 +116,16 @@ def test_a_store_mixing_both_schemes_keeps_the_old_trials_apart(tmp_path, capsys
 
 
 def test_a_value_equal_to_what_the_trial_fills_in_is_dropped_too():
-    """ELR fills beta and lam per noise (its official configs; pair takes the symmetric row 0.7, 3):
-    giving those values is the same trial, giving another is not."""
+    """ELR fills beta and lam per noise (its official configs; pair and asym take the asymmetric
+    row 0.9, 1, sym the symmetric 0.7, 3): giving those values is the same trial, giving another is not."""
     pair = dict(methods="elr", noise="pair:0.35", seeds="1", epochs=2)
     plain, = build_specs(SweepRequest(**pair))
-    assert build_specs(SweepRequest(**pair, hp=("elr.beta=0.7", "elr.lam=3"))) == [plain]
-    other, = build_specs(SweepRequest(**pair, hp=("elr.beta=0.9",)))
-    assert other.hparams == (("beta", "0.9"),)
-    # on asym noise the filled row is (0.9, 1), so beta=0.9 is the default there
-    asym = dict(methods="elr", noise="asym:0.3", seeds="1", epochs=2)
-    assert build_specs(SweepRequest(**asym, hp=("elr.beta=0.9",))) == build_specs(SweepRequest(**asym))
+    assert build_specs(SweepRequest(**pair, hp=("elr.beta=0.9", "elr.lam=1"))) == [plain]
+    other, = build_specs(SweepRequest(**pair, hp=("elr.beta=0.7",)))
+    assert other.hparams == (("beta", "0.7"),)
+    # on sym noise the filled row is (0.7, 3), so beta=0.7 is the default there
+    sym = dict(methods="elr", noise="sym:0.4", seeds="1", epochs=2)
+    assert build_specs(SweepRequest(**sym, hp=("elr.beta=0.7",))) == build_specs(SweepRequest(**sym))
 
 
 def test_the_per_class_table_keeps_the_old_seeding_apart_too(tmp_path, capsys):

@@ -170,7 +170,7 @@ def test_the_step_reports_its_diagnostics():
 def test_the_official_beta_and_lambda_per_setting():
     assert official_beta_lambda(10, "sym") == (0.7, 3.0)  # config_cifar10.json
     assert official_beta_lambda(10, "asym") == (0.9, 1.0)  # config_cifar10_asym.json
-    assert official_beta_lambda(10, "pair") == (0.7, 3.0)  # chosen on digits (module docstring)
+    assert official_beta_lambda(10, "pair") == (0.9, 1.0)  # class-dependent, as asym (a rule, not tuned)
     assert official_beta_lambda(100, "sym") == (0.9, 7.0)  # config_cifar100.json
     assert official_beta_lambda(100, "asym") == (0.9, 7.0)
     method = ELR(build_hparams("elr", {"beta": "0.5", "lam": "2"}), context(noise_kind="asym"))
