@@ -5,6 +5,7 @@ another process holds (named; the launchers wait for them).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Callable
@@ -13,7 +14,8 @@ from noisybench.bench.protocols import resolve_recipe
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.core.spec import TrialSpec
-from noisybench.results.integrity import move_aside, verify_done
+from noisybench.methods.registry import resolve_hparams
+from noisybench.results.integrity import damage, move_aside_if_damaged, verify_done
 from noisybench.results.lease import live_holder
 from noisybench.results.store import DamagedTrial, TrialStore
 from noisybench.slurm.job import TrialFunction, run_once_free
@@ -39,22 +41,36 @@ def stored_records(specs: list[TrialSpec], store: TrialStore) -> list[tuple[Tria
     return out
 
 
+def current_hparams(spec: TrialSpec, recipe, record: dict) -> dict:
+    """The hyperparameters the spec trains with today (methods/registry.resolve_hparams), for the
+    dataset and noise facts its record holds (kind, nominal rate, number of classes)."""
+    noise = record.get("noise") or {}
+    hparams, _ = resolve_hparams(spec.method, dict(spec.hparams), dict(recipe.method_hparams), spec.dataset,
+                                 spec.protocol, noise.get("kind", spec.noise.split(":")[0]), noise.get("nominal_rate"),
+                                 noise.get("num_classes"))
+    return dataclasses.asdict(hparams)
+
+
 def check_stored_recipes(specs: list[TrialSpec], store: TrialStore) -> None:
-    """Refuse to skip or resume a trial that was trained with another recipe than its spec
-    resolves to now (a protocol changed between noisybench versions): the directory name hashes
-    the spec, not the recipe, so such a trial would be counted beside new ones as if it were alike."""
+    """Refuse to skip or resume a trial that was trained with another recipe, or other resolved
+    hyperparameters, than its spec gives now (a protocol or a method's default changed between
+    versions): the directory name hashes the spec, not what it resolved to, so such a trial would
+    be counted beside new ones as if it were alike."""
     stale = []
     for spec, record in stored_records(specs, store):
-        stored = record.get("recipe")
-        current = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
-                                 batch_size=spec.batch_size).to_json()
-        if stored is not None and recipe_changes(stored, current):
-            stale.append((store.trial(spec), recipe_changes(stored, current)))
+        recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
+                                batch_size=spec.batch_size)
+        changes = recipe_changes(record["recipe"], recipe.to_json()) if record.get("recipe") is not None else []
+        if record.get("hparams") is not None:
+            changes += [f"{spec.method}.{c}" for c in recipe_changes(record["hparams"],
+                                                                      current_hparams(spec, recipe, record))]
+        if changes:
+            stale.append((store.trial(spec), changes))
     if stale:
         trial, changes = stale[0]
         more = f" (and {len(stale) - 1} more trial(s) like it)" if len(stale) > 1 else ""
         raise BenchError(
-            f"{trial.path} was trained with another recipe than protocol {specs[0].protocol} gives now "
+            f"{trial.path} was trained with another recipe or other hyperparameters than its spec gives now "
             f"({'; '.join(changes[:3])}){more}: its numbers would not compare with new trials; move such "
             f"trials out of {store.root} or use another --results")
 
@@ -90,16 +106,12 @@ def set_aside_damaged(specs: list[TrialSpec], results_root, echo: Callable[[str]
     store = TrialStore(results_root)
     for spec in specs:
         trial = store.trial(spec)
-        if trial.state != DONE:
+        if trial.state != DONE or damage(trial) is None:
             continue
-        try:
-            verify_done(trial)
-        except DamagedTrial as err:
-            if live_holder(trial.path) is None:
-                try:
-                    echo(f"{err}: moved aside to {move_aside(trial, results_root)}; it is trained again")
-                except FileNotFoundError:
-                    pass  # another run of the same sweep moved it aside first
+        # Under the trial's lease: a live writer (another run of this sweep) keeps it, and decides.
+        moved = move_aside_if_damaged(trial, results_root, lambda t: damage(t) if t.state == DONE else None)
+        if moved is not None:
+            echo(f"{moved[0]}: moved aside to {moved[1]}; it is trained again")
 
 
 def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
@@ -139,6 +151,7 @@ def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, tr
 def describe_trials(specs: list[TrialSpec], results_root) -> str:
     """`bench run --dry-run`: each trial of the sweep and what the store holds of it, then the counts."""
     store = TrialStore(results_root)
+    check_stored_recipes(specs, store)  # a stale trial is not "done": say so now, as the run would
     lines, counts = [], {}
     for spec in specs:
         trial = store.trial(spec)

@@ -20,7 +20,7 @@ from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
-from noisybench.methods.registry import canonical_overrides, trial_plugins
+from noisybench.methods.registry import canonical_overrides, canonical_text, resolve_hparams, trial_plugins
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -193,14 +193,12 @@ def trial_overrides(name: str, overrides: dict[str, str], recipe, dataset: str, 
     equal to what the trial would use anyway -- the protocol's defaults for the method and what the
     method fills in per dataset and noise (Method.fill_hparams), as bench/trainer/setup.py applies
     them.  So ``elr[beta=0.7]`` on pair noise, where ELR fills in 0.7, is plain ``elr``."""
-    method, base = get_method(name), dict(recipe.method_hparams)
-
     def effective(given: dict[str, str]):
-        return method.fill_hparams(build_hparams(name, {**base, **given}), dataset, protocol, noise_kind, rate,
-                                   num_classes)[0]
+        return resolve_hparams(name, given, dict(recipe.method_hparams), dataset, protocol, noise_kind, rate,
+                               num_classes)[0]
 
     wanted = effective(overrides)
     kept = canonical_overrides(wanted, defaults=effective({}))
     if effective(dict(kept)) != wanted:  # a default that depends on another value: keep every given one
-        kept = canonical_overrides(build_hparams(name, overrides))
+        kept = tuple(sorted((k, canonical_text(getattr(wanted, k))) for k in overrides))
     return kept

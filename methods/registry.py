@@ -182,5 +182,15 @@ def canonical_overrides(hparams, defaults=None) -> tuple[tuple[str, str], ...]:
     ))
 
 
+def resolve_hparams(name: str, given: dict[str, str], protocol_defaults: dict[str, str], dataset: str,
+                    protocol: str, noise_kind: str, noise_rate: float | None, num_classes: int | None):
+    """The hyperparameters a trial trains with, and where each filled one came from: the protocol's
+    defaults for the method (Recipe.method_hparams), the --hp values given (which win), then what
+    the method fills in for this dataset and noise (Method.fill_hparams).  The one definition the
+    trainer, the sweep's canonicalisation and the stale-trial check share."""
+    hparams = build_hparams(name, {**protocol_defaults, **given})
+    return get_method(name).fill_hparams(hparams, dataset, protocol, noise_kind, noise_rate, num_classes)
+
+
 def build_method(name: str, overrides: dict[str, str] | None, ctx):
     return get_method(name)(build_hparams(name, overrides), ctx)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from noisybench.core.layout import DONE, SUBMISSION_DIR
-from noisybench.results.lease import LEASE_FILE, LOCK_FILE, live_holder
+from noisybench.results.lease import LEASE_FILE, LOCK_FILE, TrialLease
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, file_sha256
 from noisybench.results.summary import best_and_last
 
@@ -113,24 +113,58 @@ def check_store(root, repair: bool = False) -> StoreReport:
         if not path.is_dir() or path.name in (SUBMISSION_DIR, DAMAGED_DIR):
             continue
         trial = TrialDir(path)
-        try:
-            if not trial.spec_file.exists():
-                if trial.done_file.exists() or trial.metrics_file.exists():
-                    raise DamagedTrial(f"{trial.spec_file}: missing")
-                continue
+        problem = damage(trial)
+        if problem is not None:
+            report.damaged.append((trial, problem))
+            moved = move_aside_if_damaged(trial, root, damage) if repair else None
+            if moved is not None:
+                report.moved.append((trial, moved[1]))
+        elif trial.spec_file.exists():
             if trial.state == DONE:
-                verify_done(trial)
                 report.done += 1
             else:
-                trial.read_spec()
-                if trial.failed_file.exists():
-                    trial.read_failed()
                 report.unfinished += 1
-        except DamagedTrial as err:
-            report.damaged.append((trial, str(err)))
-            if repair and live_holder(path) is None:
-                report.moved.append((trial, move_aside(trial, root)))
     return report
+
+
+def damage(trial: TrialDir) -> str | None:
+    """What is wrong with a trial directory (``check_store``'s checks), or None when it is sound."""
+    try:
+        if not trial.spec_file.exists():
+            if trial.done_file.exists() or trial.metrics_file.exists():
+                raise DamagedTrial(f"{trial.spec_file}: missing")
+            return None
+        if trial.state == DONE:
+            verify_done(trial)
+        else:
+            trial.read_spec()
+            if trial.failed_file.exists():
+                trial.read_failed()
+    except DamagedTrial as err:
+        return str(err)
+    return None
+
+
+def move_aside_if_damaged(trial: TrialDir, root, problem: Callable[[TrialDir], str | None]
+                          ) -> tuple[str, Path] | None:
+    """Under the trial's own lease, check ``problem(trial)`` again and, if it is still damaged,
+    move its files aside (move_aside_contents): (problem, where they went).  None when it is sound
+    by now or another process holds the trial -- then that writer decides, and no second writer
+    ever trains in a directory whose lock was moved away under it."""
+    lease = TrialLease(trial.path)
+    if not lease.acquire():
+        return None
+    found = problem(trial)
+    if not found:
+        lease.release()
+        return None
+    try:
+        target = move_aside_contents(trial, root)
+    except BaseException:
+        lease.release()
+        raise
+    lease.remove_directory()  # out of the store, as if never started; the next run trains it afresh
+    return found, target
 
 
 def move_aside_contents(trial: TrialDir, root) -> Path:
@@ -143,11 +177,3 @@ def move_aside_contents(trial: TrialDir, root) -> Path:
             shutil.move(str(path), str(target / path.name))
     return target
 
-
-def move_aside(trial: TrialDir, root) -> Path:
-    """Move a damaged trial into <root>/.damaged/<name>.<time>: kept for a post-mortem, and out of
-    the way, so that the next run trains the trial afresh."""
-    target = Path(root) / DAMAGED_DIR / f"{trial.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(trial.path), str(target))
-    return target

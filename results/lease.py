@@ -99,6 +99,14 @@ class Holder:
         return (now if now is not None else time.time()) - self.heartbeat < STALE_AFTER_S
 
 
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not unlinked or replaced)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 def read_holder(trial_dir: Path) -> Holder | None:
     """The holder lease.json names, or None (no lease, or one that cannot be read)."""
     try:
@@ -159,6 +167,11 @@ class TrialLease:
                 # No locks on this filesystem: the heartbeat alone decides.
             else:
                 locked = True
+                if not _still_named(fd, self.dir / LOCK_FILE):
+                    # The directory was removed (remove_directory) between our open and our lock:
+                    # this lock guards nothing any more; take the lock of the directory as it is now.
+                    os.close(fd)
+                    return self.acquire()
         current = read_holder(self.dir)
         # With the lock in hand, a holder on this host is certainly gone (its lock would still be
         # held); one on another host may hold a lock this filesystem does not share with us.
@@ -205,6 +218,25 @@ class TrialLease:
             (self.dir / LEASE_FILE).unlink(missing_ok=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def remove_directory(self) -> None:
+        """With the lease held: stop the heartbeat, delete the lease files and the (otherwise empty)
+        trial directory, and let go.  A process that opened the old lock file in the meantime finds
+        it no longer named (acquire checks) and locks the directory anew."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        _held_tokens.pop(str(self.dir.resolve()), None)
+        (self.dir / LEASE_FILE).unlink(missing_ok=True)
+        (self.dir / LOCK_FILE).unlink(missing_ok=True)
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass  # something new appeared in it: leave the directory
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self) -> "TrialLease":

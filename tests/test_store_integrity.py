@@ -377,3 +377,56 @@ def test_a_trial_is_not_resumed_in_another_precision(tmp_path, monkeypatch):
     with pytest.raises(BenchError, match="was started in bf16 and would resume in fp32"):
         run_trial(spec(epochs=4), tmp_path, device="cpu")
     assert trial.state == "incomplete" and trial.metrics_file.read_text() == lines_before
+
+
+def test_a_damaged_trial_held_by_a_live_writer_is_left_to_it(tmp_path, capsys):
+    """Two writers on one trial: setting a damaged trial aside must not move its lock from under
+    the process that holds it (that process would train on, unlocked, beside the next one)."""
+    from noisybench.bench.checks import set_aside_damaged
+
+    bad = fake_trial(tmp_path, spec(1))
+    bad.metrics_file.write_text(bad.metrics_file.read_text().replace("0.7", "0.9"))
+    writer = TrialLease(bad.path)
+    assert writer.acquire()
+    try:
+        said = []
+        set_aside_damaged([spec(1)], tmp_path, said.append)
+        assert main(["verify", "--results", str(tmp_path), "--repair"]) == 1  # still damaged, left in place
+        assert said == [] and bad.metrics_file.exists() and not (tmp_path / ".damaged").exists()
+        assert read_holder(bad.path).token == writer.me.token
+    finally:
+        writer.release()
+    set_aside_damaged([spec(1)], tmp_path, said.append)  # free now: moved aside, the directory gone
+    assert len(said) == 1 and "moved aside" in said[0] and not bad.path.exists()
+
+
+def test_a_lock_whose_directory_was_removed_is_not_held(tmp_path):
+    """remove_directory() unlinks the lock: a process that opened the old lock file just before must
+    not count the orphaned lock as the trial's, or two writers could each hold "the" lease."""
+    first = TrialLease(tmp_path / "trial")
+    assert first.acquire()
+    orphan = os.open(tmp_path / "trial" / "lease.lock", os.O_RDWR)
+    first.remove_directory()
+    assert not (tmp_path / "trial").exists()
+    assert not lease_module._still_named(orphan, tmp_path / "trial" / "lease.lock")
+    os.close(orphan)
+    second, third = TrialLease(tmp_path / "trial"), TrialLease(tmp_path / "trial")
+    assert second.acquire() and not third.acquire()  # one lock file again, one holder
+    second.release()
+
+
+def test_a_trial_trained_under_another_default_is_refused_not_skipped(tmp_path, monkeypatch, capsys):
+    """A method's default can change between versions without changing the trial hash (ELR's beta
+    and lambda on pair noise did): the finished trial must not be skipped and tabled as if it had
+    been trained with today's values, in a run or in a dry run."""
+    from noisybench.methods import elr
+
+    argv = ["run", "--methods", "elr", "--noise", "pair:0.35", "--seeds", "1", "--epochs", "1",
+            "--results", str(tmp_path)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(elr, "ASYMMETRIC_10", (0.8, 2.0))  # the default this trial was not trained with
+    for extra in ([], ["--dry-run"]):
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert "other hyperparameters" in err and "elr.beta: 0.9 -> 0.8" in err and len(err.splitlines()) == 1

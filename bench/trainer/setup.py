@@ -14,11 +14,11 @@ from noisybench.bench.trainer.data import DeviceData, split_validation
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import CURRENT_SEEDING, common_seed, derive_seed
 from noisybench.core.spec import TrialSpec
-from noisybench.methods import build_hparams, get_method
+from noisybench.methods import get_method
 from noisybench.methods.base import Method, MethodContext
 from noisybench.methods.networks import build_model
 from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
-from noisybench.methods.registry import check_trial_plugins
+from noisybench.methods.registry import check_trial_plugins, resolve_hparams
 
 
 @dataclass
@@ -61,14 +61,11 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
     noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
     recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
                             epochs=spec.epochs, batch_size=spec.batch_size)
-    # The protocol's defaults for the method (Recipe.method_hparams, recorded in spec.json's
-    # recipe), then the spec's --hp values, which win.
-    hparams = build_hparams(spec.method, {**dict(recipe.method_hparams), **dict(spec.hparams)})
-    # Then what the method's defaults leave to the trial (None: per dataset or noise, e.g. DivideMix's
-    # lambda_u per noise rate), each with its source in spec.json.
-    hparams, filled_hparams = get_method(spec.method).fill_hparams(hparams, spec.dataset, spec.protocol,
-                                                                   noise_spec.kind, noisy.nominal_rate,
-                                                                   dataset.num_classes)
+    # The protocol's defaults for the method, the spec's --hp values, then what the method fills in
+    # for this dataset and noise (e.g. DivideMix's lambda_u per noise rate), each with its source.
+    hparams, filled_hparams = resolve_hparams(spec.method, dict(spec.hparams), dict(recipe.method_hparams),
+                                              spec.dataset, spec.protocol, noise_spec.kind, noisy.nominal_rate,
+                                              dataset.num_classes)
     # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
     # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
     val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
