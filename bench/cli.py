@@ -20,6 +20,7 @@ import noisybench.slurm.commands as slurm_commands
 from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 from noisybench.bench.sweep_file import apply_sweep_file
 from noisybench.core.errors import BenchError
+from noisybench.results.paths import check_results_path
 
 # Modules that add sub-commands; each defines register_commands(subparsers).
 COMMAND_MODULES = (slurm_commands, data_commands, results_commands, speed_commands)
@@ -98,21 +99,6 @@ def sweep_request(args):
                         precision=None if args.precision == "auto" else args.precision)
 
 
-def check_results_path(results: str, must_exist: bool = False) -> Path:
-    """Refuse a --results that is, or lies under, something other than a directory, before any
-    trial is written (mkdir would fail there with a traceback halfway through the sweep)."""
-    path = Path(results).expanduser()
-    for place in (path, *path.parents):
-        if place.exists() and not place.is_dir():
-            where = "is a file" if place == path else f"lies under {place}, which is a file"
-            fix = "the results directory of a `bench run`" if must_exist else "a directory (new or existing)"
-            raise BenchError(f"--results {results} {where}, not a directory; point --results at {fix}, "
-                             f"e.g. --results runs")
-        if place.exists():
-            break
-    if must_exist and not path.is_dir():
-        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
-    return path
 
 
 def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch", options=None) -> int:
@@ -159,7 +145,7 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     apply_sweep_file(args, args.run_parser, args.argv)
     options = slurm_commands.launch_options(args)
-    check_results_path(args.results)
+    args.results = str(check_results_path(args.results))  # ~ expanded: the path the trials go to
     if args.checkpoint_every < 1:
         raise BenchError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1 (epochs between "
                          f"checkpoints), e.g. --checkpoint-every 1")
@@ -190,7 +176,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_table(args) -> int:
-    check_results_path(args.results, must_exist=True)
+    args.results = str(check_results_path(args.results, must_exist=True))
     from noisybench.results.aggregate import load_trials
 
     if load_trials(args.results).empty:

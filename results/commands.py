@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisybench.core.errors import BenchError
+from noisybench.results.paths import check_results_path
 
 
 def _results_dir(results: str) -> Path:
-    root = Path(results)
-    if not root.is_dir():
-        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
-    return root
+    return check_results_path(results, must_exist=True)
 
 
 def _split(text: str | None) -> list[str]:

@@ -139,12 +139,11 @@ def _figure_link(path: Path, report: Path, caption: str) -> str:
 def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int = 2000, tsne_seed: int = 0,
                  test: str = "welch", echo: Callable[[str], None] = print) -> list[Path]:
     """Write the report page and its figures; return the paths written (page first)."""
+    from noisybench.results.paths import check_results_path
     from noisybench.results.plots import load_feature_snapshot, method_colors, plot_curves, plot_tsne, snapshot_epochs
     from noisybench.results.reference import render_comparison
 
-    root, out = Path(results), Path(out)
-    if not root.is_dir():
-        raise BenchError(f"--results {results}: no such directory; run `bench run` first or point at a results dir")
+    root, out = check_results_path(str(results), must_exist=True), Path(out)
     if out.suffix.lower() != ".md":
         raise BenchError(f"--out {out}: the report is Markdown; name a .md file")
     if out.parent.exists() and not out.parent.is_dir():

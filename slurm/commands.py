@@ -258,9 +258,9 @@ def format_status(report) -> str:
 
 
 def cmd_status(args) -> int:
-    results = Path(args.results)
-    if not results.is_dir():
-        raise BenchError(f"--results {args.results}: no such directory; run `bench run --results {args.results}` first")
+    from noisybench.results.paths import check_results_path
+
+    results = check_results_path(args.results, must_exist=True)
     from noisybench.slurm.status import add_final_job_states, collect_status
 
     report = collect_status(results)

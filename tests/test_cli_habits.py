@@ -87,3 +87,17 @@ def test_a_sweep_shows_what_is_left_and_how_long_it_may_take(capsys, tmp_path):
     assert main(["run", "--seeds", "3", "--epochs", "2", "--results", str(tmp_path / "r"), "--device", "cpu"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert "[2 left, about " in lines[0] and "[1 left, about " in lines[1] and "left" not in lines[2]
+
+
+def test_a_results_path_with_a_tilde_is_the_home_directory_for_every_command(tmp_path, monkeypatch, capsys):
+    """`--results=~/x` (the shell leaves a ~ after = unexpanded) must mean $HOME/x, for bench run
+    and for every command that reads the store, never a folder named ~ in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--methods", "standard", "--noise", "sym:0.4", "--seeds", "1", "--epochs", "1",
+                 "--results=~/runs"]) == 0
+    assert (tmp_path / "home" / "runs").is_dir() and not (tmp_path / "~").exists()
+    capsys.readouterr()
+    for argv in (["table"], ["classes"], ["status"], ["verify"]):
+        assert main([*argv, "--results", "~/runs"]) in (0, 1), argv
+        assert "no such directory" not in capsys.readouterr().err
