@@ -22,3 +22,12 @@ def one_cpu_thread():
         os.environ.pop("OMP_NUM_THREADS", None)
     else:
         os.environ["OMP_NUM_THREADS"] = before_env
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    """results/integrity.warn says each line once per process; each test is its own 'process', so a
+    test that expects a warning does not depend on which tests ran before it."""
+    from noisybench.results import integrity
+
+    monkeypatch.setattr(integrity, "_warned", set())

@@ -255,7 +255,11 @@ def test_a_pass_moves_only_its_own_network(one_cpu_thread):
     for batch in list(trainer.training_batches(2, None, first, 0))[:3]:
         out = method.train_step(batch, 2)
         trainer.optimizers[0].zero_grad(set_to_none=True)
+        method.net2.zero_grad(set_to_none=True)
         out.loss.backward()
+        # Pass net1 trains net 1 alone (net 2 only guesses, without a gradient), whichever optimiser steps.
+        assert all(p.grad is None for p in method.net2.parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.net1.parameters())
         trainer.optimizers[0].step()
         assert batch.companion is not None and len(batch.companion) > 0
         assert not method.labelled(1)[batch.companion.index].any()  # unlabelled by net 2

@@ -164,6 +164,9 @@ def test_the_step_reports_its_diagnostics():
     assert out.relabelled["target"].tolist() == [0, 1, 2]
     assert math.isclose(float(out.stats["target_agrees_label"]), 2 / 3, rel_tol=1e-6)
     assert float(out.stats["elr_reg"]) < 0
+    # The loss trained on is CE plus lambda (3 on sym) times the regulariser, not CE alone.
+    ce = torch.nn.functional.cross_entropy(torch.eye(3), torch.tensor([0, 0, 2]))
+    assert torch.allclose(out.loss, ce + 3.0 * out.stats["elr_reg"])
 
 
 # ------------------------------------------------------------------------------- defaults

@@ -19,6 +19,11 @@ MEAN_STD = re.compile(r"\d+\.\d+ ± \d+\.\d+")
 
 def test_every_marked_block_is_a_block_of_the_script_and_shows_its_command():
     assert readme_numbers.check() == []
+    # and the check does catch a block missing from the READMEs, or showing another command
+    missing = readme_numbers.Block("no-such-block", "README.md", sweep="--methods standard")
+    assert "no-such-block" in readme_numbers.check([missing])[0]
+    demo_moved = readme_numbers.Block("demo", "README.md", sweep="--methods gce --noise sym:0.9 --seeds 1")
+    assert any("does not show its command" in p for p in readme_numbers.check([demo_moved]))
 
 
 @pytest.mark.parametrize("name", MEASURED_READMES)
