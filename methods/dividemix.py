@@ -7,6 +7,15 @@ labelled set, the rest its unlabelled set, and each network is then trained on t
 PEER made (co-divide), one network after the other with its own optimiser, by MixMatch with label
 co-refinement and co-guessing.  The rules are in methods/dividemix_rules.py; this class wires them
 to the trainer's passes (methods/base.py TrainPass).
+
+Differences from the official code: the two augmented views are the trainer's crop + flip drawn
+from its seeded stream (on digits, which is not augmented, both views are the same input); the
+GMM is fitted on the training split only (a noisy validation split is never divided), with a
+seeded random_state; a division without unlabelled samples trains on the labelled part alone
+(the official loader would fail); a last batch of one sample is dropped, as everywhere in the
+trainer; Table 7's lambda_u and p_threshold are filled in every protocol, not only ``original``;
+the test prediction is half the sum of both networks' logits (the official adds them: the same
+argmax); streamed datasets (Clothing1M) are refused, since they cannot draw the divisions.
 """
 from __future__ import annotations
 

@@ -57,6 +57,11 @@ def jocor_loss(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: floa
 class JoCoR(Method):
     """JoCoR (Wei et al., CVPR 2020): joint loss with symmetric-KL co-regularisation, small-loss selection. Code: hongxin001/JoCoR.
 
+    Reported: ``test_acc`` is net 1's accuracy and ``test_acc_net2`` net 2's; the paper and main.py
+    report the mean of the two nets over the last 10 epochs, so a comparison with JoCoR's published
+    numbers should average both columns.  co_lambda is 0.9 in every protocol (the README's 0.85 for
+    CIFAR-100 and 0.65 for sym-80 are not applied).
+
     Under protocol ``original`` its epochs are main.py's (at most 401 steps of full batches, as
     Co-teaching's) and there are 199 of them, as under ``jocor-paper``: main.py trains
     ``range(1, n_epoch)`` with n_epoch = 200 after an evaluation-only epoch 0.
