@@ -12,7 +12,7 @@ from noisybench.datasets.registry import DATA_ROOT_ENV, load, resolve_data_root
 
 # The loaders that honour download=True: torchvision hosts these (the others need the
 # authors' permission or a manual download).
-DOWNLOADABLE = ("cifar10", "cifar100", "mnist")
+DOWNLOADABLE = ("cifar10", "cifar100", "mnist", "fashion-mnist")
 
 
 def cmd_data_check(args) -> int:

@@ -30,6 +30,13 @@ def split_validation(num_train: int, fraction: float, seed_parts: tuple) -> tupl
     return np.sort(order[num_val:]), np.sort(order[:num_val])
 
 
+def _writable(images: np.ndarray) -> np.ndarray:
+    """A contiguous array torch may share: a read-only one (a loader's view of file bytes) is
+    copied, since torch.from_numpy warns on it and could not honour the read-only flag."""
+    images = np.ascontiguousarray(images)
+    return images if images.flags.writeable else images.copy()
+
+
 class DeviceData:
     """Training and test sets as uint8 tensors on the device, with their labels."""
 
@@ -49,7 +56,7 @@ class DeviceData:
         if self.train_stream is not None and len(val_idx):
             raise BenchError(f"{dataset.name} is streamed and cannot hold out a noisy validation split; "
                              "use a protocol and method without one")
-        self.images = torch.from_numpy(np.ascontiguousarray(dataset.train_images)).to(device)
+        self.images = torch.from_numpy(_writable(dataset.train_images)).to(device)
         self.noisy = torch.from_numpy(noisy_labels.astype(np.int64)).to(device)
         self.has_clean = dataset.train_labels is not None
         # Without clean training labels (Animal-10N, Clothing1M, Food-101N) every clean-label
@@ -58,7 +65,10 @@ class DeviceData:
         clean = dataset.train_labels if self.has_clean else np.full(len(noisy_labels), -1)
         self.clean = torch.from_numpy(np.asarray(clean, dtype=np.int64)).to(device)
         self.is_clean = (self.noisy == self.clean).float()
-        self.test_images = torch.from_numpy(np.ascontiguousarray(dataset.test_images)).to(device)
+        self.test_images = torch.from_numpy(_writable(dataset.test_images)).to(device)
+        if recipe.transpose_images:  # after the noise was drawn on the images as released
+            self.images = self.images.transpose(-1, -2).contiguous()
+            self.test_images = self.test_images.transpose(-1, -2).contiguous()
         self.test_labels = torch.from_numpy(dataset.test_labels.astype(np.int64)).to(device)
         self.train_idx = torch.from_numpy(train_idx).to(device)
         self.val_idx = torch.from_numpy(val_idx).to(device)
