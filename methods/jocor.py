@@ -24,8 +24,23 @@ from noisybench.methods.selection import (
 
 def kl_per_sample(logits_p: Tensor, logits_q: Tensor) -> Tensor:
     """KL(softmax(q) ‖ softmax(p)) per sample, as hongxin001/JoCoR loss.py's
-    ``kl_div(log_softmax(p), softmax(q))`` summed over classes; gradients reach both inputs."""
-    return F.kl_div(F.log_softmax(logits_p, dim=1), F.softmax(logits_q, dim=1), reduction="none").sum(dim=1)
+    ``kl_div(log_softmax(p), softmax(q))`` summed over classes; gradients reach both inputs.
+
+    The value is torch's ``kl_div`` term for term (``xlogy(t, t) - t·log p``), but where a
+    probability of softmax(q) underflows to exactly 0 (logits more than ~104 apart in float32)
+    its gradient is 0 here, as the kl_div of the PyTorch 1.x that JoCoR's code ran on made it
+    (its own target backward, zero where the target is 0).  Today's kl_div differentiates
+    ``xlogy(t, t)`` through its second argument as t/t = 0/0: a finite loss with NaN gradients
+    that turned every weight NaN (JoCoR on Fashion-MNIST, pair:0.45, epoch 26).
+    """
+    log_p = F.log_softmax(logits_p, dim=1)
+    target = F.softmax(logits_q, dim=1)
+    # The cross term is built before the entropy term, as kl_div's own code builds them: the
+    # gradients then add up in the same order and are bit-identical wherever they were finite.
+    cross = target * log_p
+    # 1 where the target is 0: xlogy(0, 1) = 0 is the same value, and its gradient 0/1 = 0.
+    target_in_log = torch.where(target > 0, target, torch.ones_like(target))
+    return (torch.xlogy(target, target_in_log) - cross).sum(dim=1)
 
 
 def jocor_sample_losses(logits1: Tensor, logits2: Tensor, labels: Tensor, co_lambda: float) -> Tensor:

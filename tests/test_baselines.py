@@ -186,6 +186,31 @@ def test_jocor_co_regularisation_reaches_both_nets():
     assert same.item() == pytest.approx(0.0, abs=1e-12)
 
 
+def test_jocor_kl_is_kl_div_bit_for_bit_and_finite_where_a_probability_underflows():
+    """JoCoR's NaN on Fashion-MNIST (pair:0.45, epoch 26): torch's kl_div gives a finite loss and
+    NaN gradients once softmax(q) holds an exact 0 (logits > ~104 apart in float32)."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    for scale, underflows in ((1.0, False), (60.0, True)):
+        p = (torch.randn(64, 10, generator=generator) * scale).requires_grad_()
+        q = (torch.randn(64, 10, generator=generator) * scale).requires_grad_()
+        reference = F.kl_div(F.log_softmax(p, 1), F.softmax(q, 1), reduction="none").sum(1)
+        ref_p, ref_q = torch.autograd.grad(reference.sum(), (p, q))
+        ours = kl_per_sample(p, q)
+        our_p, our_q = torch.autograd.grad(ours.sum(), (p, q))
+        assert torch.equal(ours, reference)  # the same loss, bit for bit
+        assert (F.softmax(q, 1) == 0).any().item() == underflows and ref_q.isnan().any().item() == underflows
+        assert torch.isfinite(our_p).all() and torch.isfinite(our_q).all()
+        finite = ~ref_q.isnan().any(dim=1)  # rows torch differentiated: the same gradients, bit for bit
+        assert torch.equal(our_q[finite], ref_q[finite]) and torch.equal(our_p, ref_p)
+    # The sample where it began: confident, disagreeing nets.
+    logits1 = torch.tensor([[120.0, 0.0, -5.0]], requires_grad=True)
+    logits2 = torch.tensor([[0.0, 130.0, 1.0]], requires_grad=True)
+    loss = jocor_sample_losses(logits1, logits2, torch.tensor([0]), 0.9).sum()
+    assert all(torch.isfinite(g).all() for g in torch.autograd.grad(loss, (logits1, logits2)))
+
+
 def test_jocor_halves_the_forget_rate_under_asym_noise_only():
     assert build_method("jocor", {}, context(noise_rate=0.4, noise_kind="asym")).forget_rate == pytest.approx(0.2)
     assert build_method("jocor", {}, context(noise_rate=0.4, noise_kind="sym")).forget_rate == pytest.approx(0.4)
