@@ -50,6 +50,10 @@ class Recipe:
     # --hp sets the field; only fields whose own default is None ("the protocol's"), so that
     # an explicit value is never mistaken for an unset one.
     method_hparams: tuple[tuple[str, str], ...] = ()
+    # Train and test on every image transposed (rows <-> columns), as CausalNL's Fashion-MNIST
+    # loader does (`data.transpose((0, 2, 1))` after drawing the noise): its horizontal flip is
+    # then a vertical flip of the picture as released.
+    transpose_images: bool = False
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -60,7 +64,8 @@ class Recipe:
 
 
 # Recipe fields added after trials were first stored, with their defaults (left out of to_json).
-RECIPE_FIELDS_ADDED: dict[str, object] = {"max_steps_per_epoch": None, "drop_last": False, "method_hparams": ()}
+RECIPE_FIELDS_ADDED: dict[str, object] = {"max_steps_per_epoch": None, "drop_last": False, "method_hparams": (),
+                                          "transpose_images": False}
 
 
 # The LEND paper's shared recipe (Sect. 5.1): ResNet-18, SGD 0.05, momentum 0.9, wd 5e-4,
@@ -76,6 +81,24 @@ LEND_PAPER = Recipe(
 QUICK_DIGITS = Recipe(
     model="mlp", optimizer="adam", lr=5e-4, momentum=0.9, weight_decay=0.0, batch_size=64,
     epochs=100, schedule="constant", augment=False,
+)
+
+# The CPU recipe for Fashion-MNIST: JoCoR's MNIST MLP (784-256-10, model/cnn.py MLPNet) with
+# Adam 1e-3 at a constant rate, batch 128, pixels/255 without augmentation.
+QUICK_FASHION_MNIST = Recipe(
+    model="mlp1", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128,
+    epochs=50, schedule="constant", augment=False, normalize=False,
+)
+
+# Fashion-MNIST as CausalNL's own code trains (Yao et al., NeurIPS 2021; a5507203/Instance-dependent-
+# Label-noise-Learning-under-a-Structural-Causal-Model main.py, causalNL.py, mylib/models/resnet.py,
+# mylib/data/dataset/fashionMINIST_noise.py; ../shared/data/published/SOURCE.md): torchvision's
+# ResNet-18 layout with a one-channel 7x7 stem, Adam 1e-3 (betas 0.9, 0.999) for 150 epochs
+# with no decay (epoch_decay_start 1000), batch 128 with drop_last, RandomCrop(28, padding 4) +
+# RandomHorizontalFlip on transposed images, ToTensor only (its Normalize is built, not used).
+CAUSALNL_FASHION_MNIST = Recipe(
+    model="causalnl_resnet18", optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128,
+    epochs=150, schedule="constant", augment=True, normalize=False, drop_last=True, transpose_images=True,
 )
 
 # ImageNet's per-channel statistics (torchvision's Normalize for its pretrained models).
@@ -122,7 +145,8 @@ DIVIDEMIX_CLOTHING1M = Recipe(
 )
 
 PROTOCOLS: dict[str, str] = {
-    "quick": "the small CPU recipe for digits: MLP, Adam 5e-4, batch 64, 100 epochs, no augmentation",
+    "quick": "the small CPU recipes: digits, MLP 64-256-256-10, Adam 5e-4, batch 64, 100 epochs; fashion-mnist, "
+             "MLP 784-256-10, Adam 1e-3, batch 128, 50 epochs; no augmentation",
     "lend-paper": "LEND paper: ResNet-18, SGD 0.05 m0.9 wd5e-4, batch 256, 200 epochs, lr/10 at 100, crop+flip",
     "original": "each method's own paper recipe where its card states one, and its paper's network on the "
                 "datasets its code ran; else lend-paper (quick on digits). Co-teaching, JoCoR, SIGUA: epochs "
@@ -131,6 +155,9 @@ PROTOCOLS: dict[str, str] = {
                    "linear decay from 80",
     "plc-paper": "PLC: Animal-10N VGG-19-BN from scratch, SGD 0.1 x0.2 at 50/75 of 100, flip; "
                  "Food-101N ImageNet ResNet-50 (--pretrained), SGD 0.002, batch 32, 30 epochs, lr/10 at 10/20",
+    "causalnl-paper": "CausalNL's code on Fashion-MNIST (a GPU recipe): torchvision-layout ResNet-18 with a 1-channel "
+                      "stem, Adam 1e-3, batch 128 (drop_last), 150 epochs, crop+flip of transposed images, "
+                      "no normalisation; compare with --noise inst:R",
     "dividemix-paper": "DivideMix on Clothing1M: ImageNet ResNet-50 (--pretrained), SGD 0.002 m0.9 wd1e-3, batch 32, "
                        "80 epochs of 32k class-balanced samples, lr/10 at 40",
 }
@@ -138,6 +165,7 @@ PROTOCOLS: dict[str, str] = {
 # (protocol, dataset) -> recipe.  Datasets not listed use the protocol's default entry (None).
 _RECIPES: dict[tuple[str, str | None], Recipe] = {
     ("quick", "digits"): QUICK_DIGITS,
+    ("quick", "fashion-mnist"): QUICK_FASHION_MNIST,
     ("lend-paper", None): LEND_PAPER,
 }
 
@@ -170,7 +198,7 @@ def _scaled_to(fields: dict, method_epochs: int, epochs: int) -> dict:
         out["milestones"] = tuple(max(1, round(m * scale)) for m in out["milestones"])
     return out
 
-DEFAULT_PROTOCOL = {"digits": "quick"}
+DEFAULT_PROTOCOL = {"digits": "quick", "fashion-mnist": "quick"}
 
 
 def register_recipe(protocol: str, dataset: str | None, recipe: Recipe) -> None:
@@ -186,6 +214,8 @@ for _protocol, _dataset, _recipe in (
 ):
     register_recipe(_protocol, _dataset, _recipe)
     DEFAULT_PROTOCOL[_dataset] = _protocol
+# A second recipe for Fashion-MNIST, not its default: quick stays the one a CPU can finish.
+register_recipe("causalnl-paper", "fashion-mnist", CAUSALNL_FASHION_MNIST)
 
 
 def default_protocol(dataset: str) -> str:

@@ -1,7 +1,7 @@
 """The networks of the papers that the ``original`` protocol reproduces, each checked layer for
 layer against its official definition: Co-teaching's 9-conv ``coteaching_cnn`` (also SIGUA's),
 JoCoR's ``jocor_cnn``, Me-Momentum's ``lenet``, ``memomentum_resnet18`` and ``memomentum_resnet34``,
-LEND's ``lend_preact_resnet18``.
+LEND's ``lend_preact_resnet18``, CausalNL's ``causalnl_resnet18``.
 (JoCoR's MNIST MLP is ``mlp1`` and GCE's ResNet-34 is ``resnet34``, in backbones.py.)
 Each method's ``original`` recipes (in its own file) name these networks per dataset.
 """
@@ -16,6 +16,7 @@ from noisybench.methods.networks.backbones import (
     CifarResNetBody,
     FeatureClassifier,
     PreActBlock,
+    TorchvisionResNet,
 )
 from noisybench.methods.networks.registry import register_model
 
@@ -214,3 +215,20 @@ def dividemix_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int
     """
     body = CifarResNetBody(DivideMixPreActBlock, image_shape[0], preact=False)
     return FeatureClassifier(body, 512, num_classes)
+
+
+@register_model("causalnl_resnet18", "CausalNL's Fashion-MNIST ResNet-18: torchvision's layout (7x7 stride-2 stem, "
+                "3x3 max-pool) with a stem for the images' channels (~11.2M parameters)", min_side=2)
+def causalnl_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """CausalNL's network (Yao et al., NeurIPS 2021; mylib/models/resnet.py ``resnet18`` with
+    ``input_channel=1``): torchvision's ResNet-18, its first convolution taking the images'
+    channels, convolutions kaiming-normal (fan_out) and BatchNorm at 1/0 as torchvision
+    initialises them, and a fresh default-initialised head.  A 28x28 image is 7x7 after the stem.
+    """
+    from torchvision.models import resnet18 as torchvision_resnet18  # torchvision loads slowly: only when used
+
+    net = torchvision_resnet18(weights=None, num_classes=num_classes)
+    if image_shape[0] != 3:
+        net.conv1 = nn.Conv2d(image_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    return TorchvisionResNet(net)
