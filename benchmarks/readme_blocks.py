@@ -31,6 +31,8 @@ class Block:
 METHODS = "methods/README.md"
 ALL_BASELINES = "standard,coteaching,gce,jocor,sigua,lend,elr,elr_plus,dividemix"
 LEND_10 = "--methods standard,lend,gce,sigua,coteaching,jocor --noise sym:0.4,pair:0.45 --seeds 10"
+ALL_METHODS = f"{ALL_BASELINES},me_momentum,self_learning"
+FMNIST_GRID = f"--dataset fashion-mnist --methods {ALL_METHODS} --noise sym:0.5,pair:0.45 --seeds 3"
 LEND_256 = "--methods standard,lend --noise sym:0.4,pair:0.45 --seeds 10 --batch-size 256"
 
 BLOCKS: list[Block] = [
@@ -82,4 +84,10 @@ BLOCKS: list[Block] = [
           metrics=("net1_label_precision", "net1_label_recall", "net2_label_precision", "net2_label_recall"),
           epochs=(11, 50, 100)),
     Block("phase-methods", METHODS, "--methods standard,me_momentum,self_learning --noise sym:0.4 --seeds 3"),
+    Block("fmnist-headline", "README.md", FMNIST_GRID, methods=("standard", "coteaching", "jocor", "dividemix"),
+          intro="Real Fashion-MNIST, a few rows of the grid in methods/README.md: "),
+    Block("fmnist-grid", METHODS, FMNIST_GRID),
+    Block("fmnist-figure", METHODS, FMNIST_GRID, show="stdout",
+          intro="The learning curves of the same trials: ",
+          command="bench plot curves --results runs --out {repo}/results/figures/curves_fashion_mnist.png"),
 ]
