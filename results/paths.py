@@ -36,10 +36,21 @@ def private_folder(folder: Path, what: str) -> Path:
     when it exists, checked: a folder that another user owns or that group/others can write is
     refused in one line (BenchError) before anything is written into it."""
     folder = Path(folder)
-    if not folder.exists():
-        folder.mkdir(parents=True)
+    if check_private_folder(folder, what) is None:
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:  # another run made it meanwhile: check it as found
+            check_private_folder(folder, what)
+            return folder
         folder.chmod(0o700)  # mkdir's mode is cut by the umask; chmod is not
-        return folder
+    return folder
+
+
+def check_private_folder(folder: Path, what: str) -> Path | None:
+    """``private_folder``'s checks of an existing folder, writing nothing; None when it does not exist."""
+    folder = Path(folder)
+    if not folder.exists():
+        return None
     info = folder.stat()
     if not stat.S_ISDIR(info.st_mode):
         raise BenchError(f"{what} {folder} is not a directory; remove it or point the launcher elsewhere")

@@ -13,7 +13,7 @@ import submitit
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
-from noisybench.results.paths import private_folder
+from noisybench.results.paths import check_private_folder, private_folder
 from noisybench.results.store import atomic_write_json
 from noisybench.slurm.job import TrialBatch, TrialFunction
 from noisybench.slurm.options import (
@@ -48,10 +48,12 @@ def job_folders(results_root, options: LaunchOptions) -> Path:
     the pickled jobs there are what the workers run, so a folder that another user can write is
     refused in one line.  Returns the job folder."""
     root = Path(results_root).resolve()
-    records = private_folder(root / SUBMISSION_DIR, "the job folder")
-    if not options.folder:
-        return records
-    return private_folder(Path(options.folder).expanduser().resolve(), "the job folder (--slurm-folder)")
+    folders = [(root / SUBMISSION_DIR, "the job folder")]
+    if options.folder:
+        folders.append((Path(options.folder).expanduser().resolve(), "the job folder (--slurm-folder)"))
+    for folder, what in folders:  # both checked before either is created: a refusal writes nothing
+        check_private_folder(folder, what)
+    return [private_folder(folder, what) for folder, what in folders][-1]
 
 
 def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, trial_fn: TrialFunction,
