@@ -116,18 +116,32 @@ def _torch_numpy_globals() -> list:
 
 
 _REFUSAL = re.compile(r"WeightsUnpickler error:\s*(.*?)(?:\s*Please use|\n\n|$)", re.S)
+_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")
+_OPERAND = re.compile(r"Unsupported operand (\d+)")
+# What the weights-only unpickler says when a file names code (a function, a class, an outside object).
+_NAMES_CODE = ("GLOBAL", "Can only build", "Can only create new object", "unrecognized function", "persistent_load")
 
 
 def refusal_reason(error: BaseException) -> str | None:
-    """What torch's weights-only unpickler refused, in one line ("GLOBAL builtins.open was not an
-    allowed global ..."), or None when ``error`` is not such a refusal."""
+    """Why torch's weights-only unpickler refused a file that names code or uses pickle opcodes a
+    torch file never holds, in one line ("names builtins.open, which is not data"); None when
+    ``error`` is something else (a file cut short, bytes that are no pickle at all: damage)."""
     if not isinstance(error, pickle.UnpicklingError) or "Weights only load failed" not in str(error):
         return None
     match = _REFUSAL.search(str(error))
-    reason = " ".join((match.group(1) if match else "").split()).rstrip(".")
-    reason = reason.replace("Unsupported global: GLOBAL ", "names ").replace(" was not an allowed global by default",
-                                                                          ", which is not data")
-    return reason or "it is not a torch file of tensors and plain containers"
+    inner = " ".join((match.group(1) if match else "").split()).rstrip(".")
+    if (named := _GLOBAL.search(inner)) is not None:
+        return f"names {named.group(1)}, which is not data"
+    if any(marker in inner for marker in _NAMES_CODE):
+        return inner
+    if (operand := _OPERAND.search(inner)) is not None:
+        import pickletools
+
+        name = {op.code: op.name for op in pickletools.opcodes}.get(chr(int(operand.group(1))))
+        # A real pickle opcode that torch's writer never emits (protocol 4's FRAME, STACK_GLOBAL):
+        # a pickle made elsewhere, not a torch file of data.  Any other byte is damage.
+        return f"is a pickle using {name}, which a torch file of data never holds" if name else None
+    return None
 
 
 def torch_load_data_only(source, map_location=None, numpy_arrays: bool = False) -> Any:
@@ -147,9 +161,11 @@ def torch_load_data_only(source, map_location=None, numpy_arrays: bool = False) 
                 content = torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         reason = refusal_reason(err)
-        if reason is None:
-            raise
-        raise NotDataOnly(reason) from None
+        if reason is not None:
+            raise NotDataOnly(reason) from None
+        if (inner := _REFUSAL.search(str(err))) is not None:  # damage: torch's paragraph cut to its one fact
+            raise pickle.UnpicklingError(" ".join(inner.group(1).split()) or "not a torch file") from None
+        raise
     if numpy_arrays:
         _check_arrays(content)
     return content
