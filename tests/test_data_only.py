@@ -322,6 +322,8 @@ def test_a_job_folder_others_can_write_is_refused_in_one_line(launcher, where, t
     folder = (results / where) if where == ".submitit" else tmp_path / where
     folder.mkdir(parents=True)
     folder.chmod(0o777)
+    results.mkdir(exist_ok=True)
+    results.chmod(0o755)  # whatever the umask: only the job folder is others' to write here
     args = ["run", "--methods", "standard", "--noise", "sym:0.4", "--seeds", "1", "--epochs", "1",
             "--launcher", launcher, "--results", str(results), "--device", "cpu"]
     if where != ".submitit":
