@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from noisybench.bench.checks import (
@@ -29,11 +30,14 @@ from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.layout import HELD
 from noisybench.core.spec import TrialSpec
+from noisybench.results.integrity import warn
+from noisybench.results.paths import others_can_write
 from noisybench.results.store import TrialStore
 from noisybench.results.summary import format_progress
 from noisybench.slurm.job import TrialFunction
 from noisybench.slurm.launcher import launch_trials
 from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.submission import job_folders
 
 Counts = dict[str, int]
 
@@ -150,6 +154,8 @@ def _packed(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launc
 
 
 def _submitit(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
+    # The job folder first: a folder others can write is refused before anything is moved or written.
+    job_folders(results_root, launch.options)
     # What inline and packed check in pending_trials; the submitit launcher counts its own skips.
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)
@@ -172,4 +178,8 @@ def run_sweep(specs: list[TrialSpec], results_root, launch: Launch,
     """Run ``specs`` with the launcher ``launch`` names; each entry first checks the stored trials
     (recipes, label files, damaged ones) once."""
     resolve_device(launch.trial_kwargs.get("device"))  # this machine: a bad --device stops here, not in each worker
+    if others_can_write(Path(results_root)):
+        # Said, not refused: a shared group directory is a fair choice, and every file in it is read as data.
+        warn(f"results directory {results_root} is writable by other users, who can replace its files (they are "
+             f"read as data only, never run); chmod go-w {results_root} unless you share it on purpose")
     return LAUNCHERS[launch.launcher](specs, results_root, trial_fn, launch)

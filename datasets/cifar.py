@@ -16,18 +16,20 @@ already channels-first.  The training order is data_batch_1..5 concatenated, the
 order of torchvision's CIFAR10 and of the CIFAR-N label files (Wei et al., ICLR 2022),
 which index images by that position.
 
-The files are unpickled, as torchvision does: only read CIFAR files you trust.
+The batches are pickles, which can name code to run; they are read as data only
+(datasets/dataonly.py: dicts, lists, bytes, numbers and numeric numpy arrays, what the releases
+hold), so a forged batch is refused in one line before anything in it runs.
 """
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from noisybench.core.errors import BenchError
-from noisybench.datasets.readers import damaged_error, missing_error, one_line, require_files
+from noisybench.datasets.dataonly import NotDataOnly, load_pickle_data_only
+from noisybench.datasets.readers import DamagedDataError, damaged_error, missing_error, one_line, require_files
 from noisybench.datasets.registry import Dataset, register_dataset
 
 # Patrini et al., "Making deep neural networks robust to label noise: a loss correction
@@ -70,12 +72,16 @@ def _how_to_get(root: Path, url: str) -> str:
 
 
 def unpickle_batch(path: Path, dataset: str, how_to_get: str) -> dict:
-    """One CIFAR pickle as a dict with bytes keys; a truncated or foreign file is a one-line error."""
+    """One CIFAR pickle as a dict with bytes keys, read as data only; a truncated, foreign or forged
+    file is a one-line error."""
     try:
         with open(path, "rb") as handle:
-            content = pickle.load(handle, encoding="bytes")
+            content = load_pickle_data_only(handle, encoding="bytes")
     except FileNotFoundError:
         raise missing_error(dataset, path.parent, path.name, how_to_get) from None
+    except NotDataOnly as err:
+        raise DamagedDataError(f"{dataset} file {path} is not data only: it {err}; refused before anything in it "
+                               f"ran; {how_to_get}") from None
     except Exception as err:  # noqa: BLE001  unpickling a damaged file raises almost anything
         raise damaged_error(dataset, path, f"not a readable pickle: {type(err).__name__}: {err}",
                             how_to_get) from None

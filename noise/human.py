@@ -86,11 +86,17 @@ def find_label_file(file_name: str, data_root: Path) -> Path:
 def _read_cached(path: str, modified_ns: int, size: int) -> dict[str, np.ndarray]:
     # Keyed on mtime and size too, so a replaced file is read again.  Arrays are made
     # read-only because the cache hands the same objects to every caller.
-    import torch  # imported here: `bench list` and the parser should not pay torch's start-up
+    from noisybench.datasets.dataonly import NotDataOnly, torch_load_data_only  # lazily, as apply.py does
 
+    # The files are torch.save'd dicts of numpy arrays: read with torch's weights-only unpickler and
+    # numpy's array reconstruction allowed for this call, so a forged file runs nothing.
     try:
-        # The files are plain pickled dicts of numpy arrays, which weights_only=True refuses.
-        raw = torch.load(path, map_location="cpu", weights_only=False)
+        raw = torch_load_data_only(path, map_location="cpu", numpy_arrays=True)
+    except NotDataOnly as refusal:
+        raise BenchError(
+            f"CIFAR-N label file {path} is not data only: it {refusal}; refused before anything in it ran; "
+            f"download it again from {CIFAR_N_SOURCE}"
+        ) from None
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise BenchError(
             f"cannot read CIFAR-N label file {path} ({type(error).__name__}: {error}); "

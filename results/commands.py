@@ -111,14 +111,22 @@ def cmd_verify(args) -> int:
         print(f"damaged  {trial.path.name}: {problem}")
     for trial, target in report.moved:
         print(f"moved    {trial.path.name} -> {target} (the next bench run trains it again)")
+    for trial, problem, removed in report.refused_checkpoints:
+        print(f"refused  {trial.path.name}: {problem}; " + (
+            "removed (the next bench run resumes from an earlier state or restarts the trial)" if removed else
+            f"bench run will not load it; bench verify --results {args.results} --repair removes it"))
     left = len(report.damaged) - len(report.moved)
+    refused_left = sum(not removed for *_, removed in report.refused_checkpoints)
     print(f"{root}: {report.done} finished trials verified, {report.unfinished} unfinished, "
-          f"{len(report.damaged)} damaged" + (f", {len(report.moved)} moved aside" if report.moved else ""))
+          f"{len(report.damaged)} damaged" + (f", {len(report.moved)} moved aside" if report.moved else "")
+          + (f", {len(report.refused_checkpoints)} checkpoints not data-only" if report.refused_checkpoints else ""))
     if left and args.repair:
         print(f"{left} damaged trials are being trained by a live process and were left in place")
     elif left:
         print(f"bench verify --results {args.results} --repair moves them aside; the next bench run redoes them")
-    return 1 if left else 0
+    if refused_left and args.repair:
+        print(f"{refused_left} refused checkpoints belong to trials a live process holds and were left in place")
+    return 1 if left or refused_left else 0
 
 
 def add_significance_argument(p) -> None:

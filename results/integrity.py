@@ -98,10 +98,14 @@ class StoreReport:
     unfinished: int = 0
     damaged: list[tuple[TrialDir, str]] = None  # (trial, problem)
     moved: list[tuple[TrialDir, Path]] = None
+    # Checkpoints of unfinished trials that `bench run` would refuse to load (they name code):
+    # (trial, problem, removed by --repair).
+    refused_checkpoints: list[tuple[TrialDir, str, bool]] = None
 
     def __post_init__(self):
         self.damaged = self.damaged or []
         self.moved = self.moved or []
+        self.refused_checkpoints = self.refused_checkpoints or []
 
 
 def check_store(root, repair: bool = False) -> StoreReport:
@@ -124,7 +128,29 @@ def check_store(root, repair: bool = False) -> StoreReport:
                 report.done += 1
             else:
                 report.unfinished += 1
+                report.refused_checkpoints += refused_checkpoints(trial, repair)
     return report
+
+
+def refused_checkpoints(trial: TrialDir, repair: bool) -> list[tuple[TrialDir, str, bool]]:
+    """The checkpoints of an unfinished trial that name code (a forged file, or one a plugin wrote
+    before checkpoints were read as data only), each read as data only -- nothing in them runs.
+    With ``repair`` they are removed under the trial's lease: the trial then resumes from an
+    earlier good state or restarts, with the numbers of an uninterrupted run either way."""
+    from noisybench.results.checkpoints import checkpoint_problem  # torch: only where checkpoints are read
+
+    found = [(path, problem) for path in trial.checkpoints() if (problem := checkpoint_problem(path))]
+    if not found or not repair:
+        return [(trial, problem, False) for _, problem in found]
+    lease = TrialLease(trial.path)
+    if not lease.acquire():  # a live process trains it and will not load them either
+        return [(trial, problem, False) for _, problem in found]
+    try:
+        for path, _ in found:
+            path.unlink(missing_ok=True)
+    finally:
+        lease.release()
+    return [(trial, problem, True) for _, problem in found]
 
 
 def damage(trial: TrialDir) -> str | None:

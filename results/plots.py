@@ -225,7 +225,7 @@ def load_feature_snapshot(trial_dir, epoch: int) -> dict:
         hint = (f"it has epochs {', '.join(map(str, have))}" if have else
                 "it has none; rerun the sweep into a fresh results dir with `bench run ... --save-features EPOCHS`")
         raise BenchError(f"--epoch {epoch}: no feature snapshot {path.name} in {trial_dir}; {hint}")
-    with np.load(path) as archive:
+    with np.load(path, allow_pickle=False) as archive:  # a results directory is read as data only
         snapshot = {key: archive[key] for key in archive.files}
     snapshot["spec"] = json.loads((trial_dir / "spec.json").read_text())["spec"]
     return snapshot

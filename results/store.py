@@ -29,14 +29,21 @@ from noisybench.core.spec import TrialSpec
 from noisybench.results.lease import LEASE_FILE, LOCK_FILE
 
 TMP_MARK = ".tmp"  # atomic_write_bytes' temporary files: .<name>.tmp<pid>
+CHECKPOINT_MODE = 0o600
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write to a temporary file, fsync, rename: readers see the old file or the new, never half.
-    The temporary file is removed on every failure (a full disk, a read-only directory)."""
+    The temporary file is removed on every failure (a full disk, a read-only directory).  ``mode``
+    sets the file's permissions whatever the umask (None: the umask's)."""
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        # A new file, never through whatever already has the name (a link planted in a shared directory).
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+        if mode is not None:
+            os.fchmod(fd, mode)  # the file was created under the umask; this is not
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -65,13 +72,15 @@ def file_sha256(path: Path) -> str:
 
 # A checkpoint file is CHECKED_MAGIC, one line of JSON metadata (e.g. its epoch, for `bench
 # status`), the sha256 of that line and the payload (32 bytes), then the payload: a damaged
-# checkpoint (flipped bytes, a cut file) is recognised before torch ever unpickles it.
+# checkpoint (flipped bytes, a cut file) is recognised before torch ever reads it.  The sha256 is
+# not keyed, so it says nothing about who wrote the file: a forged checkpoint is stopped by reading
+# every payload as data only (results/checkpoints.py), never by this header.
 CHECKED_MAGIC = b"noisybench-checked-v1\n"
 
 
-def write_checked(path: Path, payload: bytes, meta: dict | None = None) -> None:
+def write_checked(path: Path, payload: bytes, meta: dict | None = None, mode: int | None = None) -> None:
     line = (json.dumps(meta or {}, sort_keys=True) + "\n").encode()
-    atomic_write_bytes(path, CHECKED_MAGIC + line + hashlib.sha256(line + payload).digest() + payload)
+    atomic_write_bytes(path, CHECKED_MAGIC + line + hashlib.sha256(line + payload).digest() + payload, mode)
 
 
 def _split_checked(data: bytes) -> tuple[bytes, bytes, bytes] | None:
@@ -222,7 +231,8 @@ class TrialDir:
         """The newest checkpoint, checksummed; the one before it is kept as the last good state."""
         if self.checkpoint_file.exists():
             os.replace(self.checkpoint_file, self.previous_checkpoint_file)
-        write_checked(self.checkpoint_file, payload, {"epoch": epoch})
+        # The owner's alone: a resume state is nobody else's to read or replace.
+        write_checked(self.checkpoint_file, payload, {"epoch": epoch}, mode=CHECKPOINT_MODE)
 
     def checkpointed_epoch(self) -> int | None:
         """The epoch the newest checkpoint says it holds (unverified: for display)."""

@@ -13,6 +13,7 @@ import submitit
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
+from noisybench.results.paths import check_private_folder, private_folder
 from noisybench.results.store import atomic_write_json
 from noisybench.slurm.job import TrialBatch, TrialFunction
 from noisybench.slurm.options import (
@@ -42,12 +43,25 @@ def local_gpu_ids(device: str | None) -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
+def job_folders(results_root, options: LaunchOptions) -> Path:
+    """Create (0700) or check <results>/.submitit and the job folder (--slurm-folder, when another):
+    the pickled jobs there are what the workers run, so a folder that another user can write is
+    refused in one line.  Returns the job folder."""
+    root = Path(results_root).resolve()
+    folders = [(root / SUBMISSION_DIR, "the job folder")]
+    if options.folder:
+        folders.append((Path(options.folder).expanduser().resolve(), "the job folder (--slurm-folder)"))
+    for folder, what in folders:  # both checked before either is created: a refusal writes nothing
+        check_private_folder(folder, what)
+    return [private_folder(folder, what) for folder, what in folders][-1]
+
+
 def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, trial_fn: TrialFunction,
            trial_kwargs: dict) -> dict:
     """Submit the trials, write the submission record and return it."""
     root = Path(results_root).resolve()
     submission = uuid.uuid4().hex[:12]
-    folder = Path(options.folder).expanduser().resolve() if options.folder else root / SUBMISSION_DIR
+    folder = job_folders(root, options)
     gpu_ids = local_gpu_ids(trial_kwargs.get("device")) if options.launcher == "local" else []
     workers = options.workers or len(gpu_ids) or DEFAULT_LOCAL_WORKERS_ON_CPU
     chunks = chunk_trials(specs, options, workers)

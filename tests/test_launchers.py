@@ -148,12 +148,12 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
     real_write = store_module.atomic_write_bytes
     checkpoints = []
 
-    def killed_while_writing_the_second_checkpoint(path, data):
+    def killed_while_writing_the_second_checkpoint(path, data, *args, **kwargs):
         if Path(path).name == "checkpoint.pt":
             checkpoints.append(path)
             if len(checkpoints) == 2:
                 raise Killed()
-        real_write(path, data)
+        real_write(path, data, *args, **kwargs)
 
     monkeypatch.setattr(store_module, "atomic_write_bytes", killed_while_writing_the_second_checkpoint)
     with pytest.raises(Killed):

@@ -33,7 +33,9 @@ from noisybench.bench.trainer.setup import TrialSetup
 from noisybench.bench.trainer.view import TrainerViewImpl
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
+from noisybench.datasets.dataonly import NotDataOnly
 from noisybench.methods.base import Batch, Method, TrainPass
+from noisybench.results.checkpoints import check_data_only, read_checkpoint_payload
 from noisybench.results.store import TrialDir, read_checked
 
 
@@ -218,7 +220,12 @@ class Trainer:
             state = None
             if payload is not None:
                 try:
-                    state = torch.load(io.BytesIO(payload), map_location=self.data.device, weights_only=False)
+                    state = read_checkpoint_payload(payload, self.data.device)
+                except NotDataOnly as refusal:
+                    # The checksum is no defence (anyone can recompute it); the unpickler is.
+                    print(f"{self.spec.label()}: {path.name} is not a data-only checkpoint (it {refusal}); "
+                          "refused before anything in it ran; not loaded", flush=True)
+                    continue
                 except Exception:  # noqa: BLE001 -- a checksum-valid file torch cannot read is damaged too
                     state = None
             if not isinstance(state, dict) or state.get("spec_hash") != self.spec.hash:
@@ -288,8 +295,10 @@ class Trainer:
                     self.trial.append_metrics(line)
                     last = epoch + 1 == self.max_epochs or stop_reason
                     if (epoch + 1) % self.checkpoint_every == 0 or last:
+                        state = self.state_dict(epoch + 1)
+                        check_data_only(state, f"{self.spec.method}'s checkpoint")
                         buffer = io.BytesIO()
-                        torch.save(self.state_dict(epoch + 1), buffer)
+                        torch.save(state, buffer)
                         self.trial.save_checkpoint(buffer.getvalue(), epoch + 1)
                 lines.append(line)
                 if progress is not None:
