@@ -35,7 +35,13 @@ PYTHON = sys.executable
 # -P: the checkout root is not put on sys.path, so the code is imported as noisybench.* only,
 # as an install would have it (device_check.sh puts the namespace shim on PYTHONPATH).
 BENCH = [PYTHON, "-P", "-m", "noisybench.bench.cli"]
-METHODS = ("standard", "coteaching", "jocor", "sigua", "gce", "lend", "me_momentum", "self_learning")
+METHODS = ("standard", "coteaching", "jocor", "sigua", "gce", "lend", "me_momentum", "self_learning", "elr",
+           "elr_plus", "dividemix")  # every built-in method (tests/test_device_check.py holds it to the registry)
+# Real images: Fashion-MNIST, read from <checkout>/data/FashionMNIST/raw (copied there from Debian's
+# package and carried with the working tree to a machine without it) or Debian's folder.
+FASHION_DATA_ROOT = ROOT / "data"
+FASHION_HOW_TO = ("make data here (Debian's dataset-fashion-mnist), then mkdir -p data/FashionMNIST/raw && "
+                  "cp /usr/share/datasets/fashion-mnist/*.gz data/FashionMNIST/raw/ and carry data/ with the checkout")
 TAIL_LINES = 40
 
 # Sizes and time limits.  GPU: the real protocol (ResNet-18, batch 256, 50,000 CIFAR images);
@@ -45,8 +51,11 @@ TAIL_LINES = 40
 GPU = {
     "speed_args": [], "pack": "1,2,4,8", "lend_args": ["--model", "resnet18"], "run_args": [],
     "cifar_train": 50_000, "cifar_test": 10_000,
-    "limits": {"environment": 60, "pytest": 90, "speed": 120, "pack": 120, "lend": 60, "precision": 90,
-               "trainer": 270, "resume": 90},
+    "limits": {"environment": 60, "pytest": 90, "fashion": 150, "speed": 120, "pack": 120, "lend": 60,
+               "precision": 90, "trainer": 270, "resume": 90},
+    # Fashion-MNIST under the GPU recipe it has (CausalNL's ResNet-18, 150 epochs), cut to 3 epochs:
+    # enough for its seconds per epoch and a sane accuracy, and for the full trial's cost.
+    "fashion_args": ["--protocol", "causalnl-paper", "--noise", "inst:0.4", "--epochs", "3"],
     "budget": 460,
 }
 # Tiny: LeNet-5 rather than the 6-conv `cnn` -- on a shared 2-core CPU `cnn` trains ~30x slower
@@ -57,8 +66,9 @@ TINY = {
                    "--warmup", "1", "--batch-size", "32"],
     "pack": "1,2", "lend_args": ["--model", TINY_MODEL, "--batch-size", "32", "--steps", "3", "--warmup", "1"],
     "run_args": ["--model", TINY_MODEL], "cifar_train": 500, "cifar_test": 100,
-    "limits": {"environment": 60, "pytest": 120, "speed": 120, "pack": 120, "lend": 60, "precision": 90,
-               "trainer": 240, "resume": 120},
+    "limits": {"environment": 60, "pytest": 120, "fashion": 120, "speed": 120, "pack": 120, "lend": 60,
+               "precision": 90, "trainer": 300, "resume": 120},
+    "fashion_args": ["--protocol", "quick", "--noise", "sym:0.5", "--epochs", "1"],
     "budget": None,
 }
 
@@ -560,9 +570,45 @@ def step_resume(step: Step, args, sizes, work: Path) -> None:
         step.problems.append(f"done.json says resumed_from {trial['resumed_from']}, expected >= 1")
 
 
+def fashion_mnist_present() -> bool:
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    return any(all((folder / name).exists() or (folder / f"{name}.gz").exists() for name in names)
+               for folder in (FASHION_DATA_ROOT / "FashionMNIST" / "raw", Path("/usr/share/datasets/fashion-mnist")))
+
+
+def step_fashion(step: Step, args, sizes, work: Path) -> None:
+    """Real Fashion-MNIST through `bench run`: standard and Co-teaching, one seed, each epoch timed."""
+    if not fashion_mnist_present():
+        step.problems.append(f"no real Fashion-MNIST in {FASHION_DATA_ROOT / 'FashionMNIST' / 'raw'} or "
+                             f"/usr/share/datasets/fashion-mnist: {FASHION_HOW_TO}")
+        return
+    results = work / "runs-fashion"
+    record = step.run([*BENCH, "run", "--dataset", "fashion-mnist", "--data-root", str(FASHION_DATA_ROOT),
+                       "--methods", "standard,coteaching", "--seeds", "1", "--results", str(results),
+                       "--device", args.device, *sizes["fashion_args"]])
+    trials = read_trials(results)
+    step.results["command_args"] = sizes["fashion_args"]
+    step.results["trials"] = trials
+    step.results["run_memory"] = record["memory"]
+    full_epochs = 150 if "causalnl-paper" in sizes["fashion_args"] else 50
+    for trial in trials:
+        seconds = trial["epoch_seconds"][1:] or trial["epoch_seconds"]  # the first epoch pays the warm-up
+        if seconds:
+            trial["hours_for_full_recipe"] = round(sum(seconds) / len(seconds) * full_epochs / 3600, 3)
+        if trial["state"] != "done":
+            step.problems.append(f"fashion-mnist {trial['method']}: {trial['state']} after {trial['epochs']} epochs")
+        elif (trial["test_acc_last_epoch"] or 0) < 0.5:
+            step.problems.append(f"fashion-mnist {trial['method']}: test accuracy {trial['test_acc_last_epoch']:.3f} "
+                                 "after its epochs, below 0.5: not learning")
+    if {t["method"] for t in trials} != {"standard", "coteaching"}:
+        step.problems.append(f"fashion-mnist: trials for {sorted(t['method'] for t in trials)}, expected standard "
+                             "and coteaching")
+
+
 STEPS = [
     ("environment", "Environment", step_environment),
     ("pytest", "pytest -m gpu", step_pytest),
+    ("fashion", "bench run: real Fashion-MNIST, standard and Co-teaching, timed per epoch", step_fashion),
     ("speed", "bench speed: every method (trainer vs the papers' DataLoader loop)", step_speed),
     ("pack", "bench speed --pack: K concurrent trials on one device", step_pack),
     ("lend", "LEND's dilution vs a training step (benchmarks/bench_lend.py)", step_lend),
@@ -662,6 +708,16 @@ def render_markdown(report: dict) -> str:
                             memory_text(r["memory"])] for p, r in rows.items()])
         if "bf16_over_fp32_img_per_s" in step["results"]:
             lines += ["", f"bf16 / fp32 img/s = {step['results']['bf16_over_fp32_img_per_s']:.2f}"]
+    step = section("fashion")
+    if step and step["results"].get("trials"):
+        lines += [f"Real Fashion-MNIST, `bench run --dataset fashion-mnist --methods standard,coteaching --seeds 1 "
+                  f"{' '.join(step['results']['command_args'])}`:", ""]
+        lines += md_table(["method", "state", "epochs", "s per epoch", "last test acc", "hours for the full recipe"],
+                          [[t["method"], t["state"], fmt(t["epochs"], "d"),
+                            ", ".join(fmt(s, ".1f") for s in t["epoch_seconds"]),
+                            fmt(t["test_acc_last_epoch"], ".3f"), fmt(t.get("hours_for_full_recipe"), ".2f")]
+                           for t in step["results"]["trials"]])
+        lines.append("")
     for name in ("trainer", "resume"):
         step = section(name)
         if step and step["results"].get("trials"):
@@ -754,7 +810,7 @@ def main(argv=None) -> int:
                                      f"({clock.elapsed():.0f} s elapsed)")
             else:
                 try:
-                    if name in ("trainer", "resume"):
+                    if name in ("trainer", "resume", "fashion"):
                         function(step, args, sizes, work)
                     else:
                         function(step, args, sizes)

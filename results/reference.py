@@ -19,9 +19,11 @@ and, optional (empty where a file lacks the column):
     method_in_paper, noise_in_paper   the names the source prints for them
 
 Only numbers read in a nameable source go in; a number that could not be found stays out.
-Held now: the Co-teaching repository's README (and a second-hand quote of its paper), and every
-number of the LEND paper's Tables 1-3 (lend_paper_tables.csv; transcribed with its caveats in
-the project's shared data/published/SOURCE.md).
+Held now: the Co-teaching repository's README (and a second-hand quote of its paper), every
+number of the LEND paper's Tables 1-3 (lend_paper_tables.csv), CausalNL's Fashion-MNIST rows of
+CE and Co-teaching (causalnl_fmnist_table1.csv) and Co-teaching's MNIST Table 4
+(coteaching_paper_table4_mnist.csv); each transcribed with its caveats in the project's shared
+data/published/SOURCE.md.
 
 `bench table --compare-paper` matches rows on (dataset, noise, method), compares measured Best
 with published Best and Last with Last, and gives each pair a verdict (results/verdict.py)

@@ -203,3 +203,21 @@ if __name__ == "__main__":  # the store of the results/README.md example: python
         for seed, (best, last) in enumerate(seeds):
             write_trial(target, "cifar100", method, noise, seed, best, last, hparams=hparams)
     print(f"wrote {sum(len(seeds) for seeds in CELLS.values())} fabricated finished trials under {target}")
+
+
+def test_fashion_mnist_rows_of_causalnl_are_shown_and_not_judged(tmp_path, capsys):
+    """CausalNL's CE and Co-teaching rows meet causalnl-paper trials at inst:R: shown beside them
+    with the difference, never judged, since how those baseline rows were trained is unpublished."""
+    for seed, (best, last) in enumerate([(90.0, 84.0), (90.2, 84.4)]):
+        write_trial(tmp_path, "fashion-mnist", "standard", "inst:0.4", seed, best, last, protocol="causalnl-paper")
+        write_trial(tmp_path, "fashion-mnist", "coteaching", "inst:0.4", seed, best + 1, last + 5,
+                    protocol="causalnl-paper")
+    frame = comparison_csv(tmp_path, capsys)
+    standard = row(frame, "inst:0.4", "standard", "last")
+    assert standard.published == 84.22 and standard.published_std == 0.35 and standard.published_n == 5
+    assert standard.measured_mean == pytest.approx(84.2) and standard.difference == pytest.approx(84.2 - 84.22)
+    assert standard.verdict == NOT_JUDGED and "no noisybench protocol reproduces" in standard.protocol_differs
+    coteaching = row(frame, "inst:0.4", "coteaching", "last")
+    assert coteaching.published == 89.10 and coteaching.verdict == NOT_JUDGED
+    assert "CausalNL" in coteaching.source and coteaching.method_in_paper == "Co-teaching"
+    assert set(frame.dataset) == {"fashion-mnist"}  # CausalNL's other cells (other rates) match no trial here
