@@ -14,7 +14,7 @@ class Block:
     name: str
     file: str  # the README it appears in, relative to the repository
     sweep: str = ""  # `bench run` arguments (digits, protocol quick unless they say otherwise)
-    show: str = "table"  # table | paired | epochs | classes | stdout
+    show: str = "table"  # table | paired | epochs | classes | timing | stdout
     intro: str = ""  # text before the command line
     note: str = ""  # text after the command line, e.g. " (quick, official defaults)"
     test: str = "welch"  # the table's significance test
@@ -87,6 +87,8 @@ BLOCKS: list[Block] = [
     Block("fmnist-headline", "README.md", FMNIST_GRID, methods=("standard", "coteaching", "jocor", "dividemix"),
           intro="Real Fashion-MNIST, a few rows of the grid in methods/README.md: "),
     Block("fmnist-grid", METHODS, FMNIST_GRID),
+    Block("fmnist-timing", METHODS, FMNIST_GRID, show="timing",
+          intro="What the grid cost, two trials at a time on the 2 cores: "),
     Block("fmnist-figure", METHODS, FMNIST_GRID, show="stdout",
           intro="The learning curves of the same trials: ",
           command="bench plot curves --results runs --out {repo}/results/figures/curves_fashion_mnist.png"),

@@ -96,4 +96,36 @@ def _only(block, trials: pd.DataFrame) -> pd.DataFrame:
     return keep
 
 
-RENDERERS = {"paired": paired, "epochs": epochs, "classes": classes}
+def timing(block, trials: pd.DataFrame, store: Path) -> str:
+    """What the block's sweep cost, per method: the median seconds of an epoch over all its trials'
+    epochs, that against standard's, the epochs a trial trained (a method may train past the
+    protocol's length: Me-Momentum's budget) and a trial's mean seconds; then the sweep's wall time,
+    from the first trial's start to the last one's end (done.json: finished_at and seconds)."""
+    import json
+
+    rows, starts, ends = [], [], []
+    for method, group in trials.groupby("method", sort=False):
+        seconds, epochs_trained, trial_seconds = [], [], []
+        for path in group["path"]:
+            lines = [json.loads(line) for line in (Path(path) / "metrics.jsonl").read_text().splitlines() if line]
+            seconds += [line["seconds"] for line in lines if "seconds" in line]
+            epochs_trained.append(len(lines))
+            done = json.loads((Path(path) / "done.json").read_text())
+            trial_seconds.append(done["seconds"])
+            starts.append(done["finished_at"] - done["seconds"])
+            ends.append(done["finished_at"])
+        rows.append((method, float(pd.Series(seconds).median()), sum(epochs_trained) / len(epochs_trained),
+                     sum(trial_seconds) / len(trial_seconds)))
+    standard = next((median for method, median, _, _ in rows if method == "standard"), None)
+    lines = ["| Method | s per epoch (median) | × standard | epochs per trial | s per trial (mean) |",
+             "|---|---|---|---|---|"]
+    for method, median, epochs_trained, trial_seconds in sorted(rows):
+        ratio = f"{median / standard:.1f}" if standard else "–"
+        lines.append(f"| {method} | {median:.2f} | {ratio} | {epochs_trained:.0f} | {trial_seconds:.0f} |")
+    wall = (max(ends) - min(starts)) / 60 if starts else float("nan")
+    lines += ["", f"{len(trials)} trials. One seed of one noise setting costs {sum(r[3] for r in rows) / 60:.0f} min "
+              f"of trial time over all {len(rows)} methods; the whole sweep took {wall:.0f} min of wall time."]
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"paired": paired, "epochs": epochs, "classes": classes, "timing": timing}
