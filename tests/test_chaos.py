@@ -50,7 +50,9 @@ differently, so the reference uses the same count), and every kill time comes fr
    go on with the sweep, and exit 0 like B; each trial's numbers are reported by the one run that
    trained it, and the store is the uninterrupted one.
 7. ``test_a_copied_trial_directory_is_named_and_moved_aside``: a finished trial's directory copied
-   over another's name and to an extra name.
+   over another's name and to an extra name (done.json certifies the files, not where they lie):
+   `bench table` names each copy in a warning line and leaves it out, `bench verify` calls both
+   duplicates, `--repair` moves them aside, and the next `bench run` redoes the overwritten trial.
 
 Two bugs these tests found, fixed, and kept as tests:
 
@@ -764,6 +766,38 @@ def test_a_writer_suspended_past_the_stale_limit_hands_its_trial_over(reference,
     assert_matches_reference(root, reference)
     print(f"A frozen after {frozen_at} epochs of {first.label()}; B resumed it at epoch {resumed.group(1)}; trials trained by A "
           f"{sum(r == ['A'] for r in trained.values())}, by B {sum(r == ['B'] for r in trained.values())}")
+
+
+# --------------------------------------------------------------------------------------
+# 8. A finished trial's directory copied over another's name, and to an extra name
+# --------------------------------------------------------------------------------------
+def test_a_copied_trial_directory_is_named_and_moved_aside(reference, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(reference.root, root)
+    source, victim = reference.spec("standard", "sym:0.4", 0), reference.spec("coteaching", "pair:0.35", 1)
+    shutil.rmtree(root / victim.dirname)
+    shutil.copytree(root / source.dirname, root / victim.dirname)
+    shutil.copytree(root / source.dirname, root / f"{source.dirname}-copy")
+
+    # bench table: one warning line per copy, naming it; the victim's cell from its other seed.
+    table = subprocess.run(BENCH + ["table", "--results", str(root)], cwd=tmp_path, env=ENV, capture_output=True,
+                           text=True, timeout=PROCESS_TIMEOUT_S, check=False)
+    assert table.returncode == 0, table.stderr
+    warnings = table.stderr.splitlines()
+    assert len(warnings) == 2 and all(f"a duplicate of {source.dirname}" in w for w in warnings), table.stderr
+    assert "their specs differ" not in table.stderr and table.stdout.count("(n=1)") == 2, table.stdout
+
+    code, out, _ = bench_here("verify", "--results", root)
+    assert code == 1 and out.count(f"a duplicate of {source.dirname}") == 2, out
+    assert f"damaged  {victim.dirname}: " in out and "7 finished trials verified, 0 unfinished, 2 damaged" in out, out
+    code, out, _ = bench_here("verify", "--results", root, "--repair")
+    assert code == 0 and out.count("moved    ") == 2, out
+
+    # bench run of the sweep: the victim (moved aside) is trained again, the 7 others skipped.
+    log = tmp_path / "rerun.log"
+    run_to_the_end(SWEEP + ["--results", str(root)], log, tmp_path)
+    assert "7 of 8 trials already done" in log.read_text(), tail(log)
+    assert_matches_reference(root, reference)
 
 
 def lease_module_stale() -> float:

@@ -281,6 +281,63 @@ def test_an_oserror_in_a_trial_is_recorded_as_its_failure(tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------------------
+# A directory not named for its spec
+# --------------------------------------------------------------------------------------
+def test_verify_names_a_copied_or_renamed_trial_directory_and_repair_moves_it_aside(tmp_path, capsys):
+    import shutil
+
+    first, second, third = (fake_trial(tmp_path, spec(seed=k)) for k in range(3))
+    shutil.rmtree(second.path)
+    shutil.copytree(first.path, second.path)  # copied over another's name
+    shutil.copytree(first.path, tmp_path / (first.path.name + "-copy"))  # and to an extra name
+    third.path.rename(tmp_path / third.path.name.replace("_s2_", "_s9_"))  # renamed, the original gone
+    assert main(["verify", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged  {second.path.name}: {second.path}: a duplicate of {first.path.name} (its spec.json is" in out
+    assert f"damaged  {first.path.name}-copy: " in out and out.count("a duplicate of") == 2, out
+    assert f": misnamed, its spec.json is the trial {third.path.name} (a renamed or copied directory)" in out, out
+    assert "1 finished trials verified, 0 unfinished, 3 damaged" in out, out
+
+    warnings = []
+    trials = load_trials(tmp_path, echo=warnings.append)
+    assert list(trials["path"]) == [str(first.path)] and len(warnings) == 3, warnings
+    assert all("left out of every table" in w for w in warnings)
+
+    assert main(["verify", "--results", str(tmp_path), "--repair"]) == 0
+    assert capsys.readouterr().out.count("moved    ") == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [first.path.name]
+    assert main(["verify", "--results", str(tmp_path)]) == 0
+
+
+def test_a_run_redoes_a_trial_whose_directory_holds_a_copy_of_another(tmp_path, capsys):
+    import shutil
+
+    sweep = ["run", "--seeds", "2", "--epochs", "2", "--results", str(tmp_path), "--device", "cpu"]
+    assert main(sweep) == 0
+    first, second = (TrialStore(tmp_path).trial(spec(seed=k, epochs=2)) for k in range(2))
+    want = second.metrics_file.read_text()
+    shutil.rmtree(second.path)
+    shutil.copytree(first.path, second.path)
+    capsys.readouterr()
+    assert main(sweep) == 0
+    out = capsys.readouterr().out
+    assert f"a duplicate of {first.path.name}" in out and "1 of 2 trials already done" in out, out
+    assert verify_done(second).record["spec"]["seed"] == 1
+    assert [json.loads(line)["test_acc"] for line in second.metrics_file.read_text().splitlines()] == [
+        json.loads(line)["test_acc"] for line in want.splitlines()]
+
+
+def test_two_trials_in_one_cell_and_seed_are_refused_naming_what_differs(tmp_path):
+    from noisybench.results.aggregate import summarize
+
+    # Initial weights of one file name in two folders, recorded without their digest: one label.
+    for folder in ("a", "b"):
+        fake_trial(tmp_path, TrialSpec(**{**spec().__dict__, "pretrained": f"/{folder}/w.pth"}))
+    with pytest.raises(BenchError, match=r"their specs differ in pretrained \('/a/w.pth' vs '/b/w.pth'\), which "):
+        summarize(load_trials(tmp_path))
+
+
+# --------------------------------------------------------------------------------------
 # Fencing: a holder suspended past the stale limit, whose trial another host took over
 # --------------------------------------------------------------------------------------
 def take_over(trial_dir: Path, host: str = "node-b", pid: int = 4242) -> str:
