@@ -26,13 +26,26 @@ from noisybench.results.paths import check_results_path
 COMMAND_MODULES = (slurm_commands, data_commands, results_commands, speed_commands)
 
 
+class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)", but only where it says something: not after a help text that
+    already speaks of its default (it would print it twice, "(default ./runs) (default: runs)"),
+    not for an option that is unset (None) or an empty list, and not for a flag (--no-wait's
+    "(default: True)" would read as if the flag were on)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.nargs == 0 or action.default in (None, [], (), argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), like every other input error; no
     prefix matching (`--seed 3` must not quietly mean `--seeds 3`); every default in --help."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsOnceFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 -- argparse's API
@@ -172,7 +185,10 @@ def cmd_run(args) -> int:
     print_table(args.results, "markdown", specs, test=args.test)
     print(f"\nresults in {Path(args.results).resolve()} ({len(specs)} trials); the sweep took "
           f"{time.perf_counter() - started:.1f} s; again with: bench table --results {args.results}")
-    return 1 if any(n for state, n in counts.items() if state != "done") else 0
+    # A trial handed over to another process (which finished it) is neither this run's nor a failure.
+    from noisybench.core.layout import DONE, HANDED_OVER
+
+    return 1 if any(n for state, n in counts.items() if state not in (DONE, HANDED_OVER)) else 0
 
 
 def cmd_table(args) -> int:

@@ -28,7 +28,7 @@ from noisybench.bench.checks import (
 from noisybench.bench.packing import process_devices, run_trials_packed
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.trial import run_trial
-from noisybench.core.layout import HELD
+from noisybench.core.layout import FAILED, HANDED_OVER, HELD
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import warn
 from noisybench.results.paths import others_can_write
@@ -40,6 +40,28 @@ from noisybench.slurm.options import LaunchOptions
 from noisybench.slurm.submission import job_folders
 
 Counts = dict[str, int]
+
+
+def tally(counts: Counts, summary: dict) -> None:
+    """Count a trial that ended here: done, failed, or handed over (another process took its lease
+    while this one was suspended, and finished it: not this sweep's to claim, nor a failure)."""
+    state = summary.get("state")
+    key = FAILED if state == FAILED else HANDED_OVER if state == HANDED_OVER else "done"
+    counts[key] = counts.get(key, 0) + 1
+
+
+def after_waiting(spec: TrialSpec, summary: dict, handed: dict[str, str]) -> dict:
+    """The summary of a trial waited for: one this sweep handed over and the taker finished (the
+    trial function skipped it as done) stays handed over."""
+    if spec.dirname in handed and summary.get("skipped"):
+        return {"state": HANDED_OVER, "holder": handed[spec.dirname]}
+    return summary
+
+
+def sweep_line(todo: int, started: float, counts: Counts) -> str:
+    handed = counts.get(HANDED_OVER, 0)
+    return (f"{todo} trials run in {time.perf_counter() - started:.1f} s ({counts[FAILED]} failed"
+            + (f", {handed} handed over" if handed else "") + ")")
 
 
 def with_eta(line: str, finished: int, total: int, started: float) -> str:
@@ -87,23 +109,26 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
     started = time.perf_counter()
     kwargs = dict(device=torch_device, data_root=data_root, show_progress=show_progress,
                   checkpoint_every=checkpoint_every, feature_epochs=feature_epochs, **settings)
-    held, finished = [], 0
+    held, handed, finished = [], {}, 0
     for spec in todo:
         summary = trial_fn(spec, results_root, **kwargs)
-        if summary.get("state") == HELD:
-            echo(f"{spec.label()}: being trained by {summary['holder']}; waited for after the others")
+        if summary.get("state") in (HELD, HANDED_OVER):
+            if summary["state"] == HELD:
+                echo(f"{spec.label()}: being trained by {summary['holder']}; waited for after the others")
+            else:  # the trial function said so in one line; waited for like a held one
+                handed[spec.dirname] = summary["holder"]
             held.append(spec)
             continue
         finished += 1
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        tally(counts, summary)
         echo(with_eta(format_progress(finished, len(todo), spec, summary), finished, len(todo), started))
     for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
         finished += 1
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        summary = after_waiting(spec, summary, handed)
+        tally(counts, summary)
         echo(format_progress(finished, len(todo), spec, summary))
     if todo:
-        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
-             f"({counts['failed']} failed) on {torch_device}")
+        echo(f"{sweep_line(len(todo), started, counts)} on {torch_device}")
     return counts
 
 
@@ -123,24 +148,26 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
     finished = run_trials_packed(todo, results_root, trial_fn, trials_per_gpu=trials_per_gpu, device=torch_device,
                                  data_root=data_root, checkpoint_every=checkpoint_every,
                                  feature_epochs=feature_epochs, **settings)
-    held, done_here = [], 0
+    held, handed, done_here = [], {}, 0
     for spec, summary in finished:
-        if summary.get("state") == HELD:
+        if summary.get("state") in (HELD, HANDED_OVER):
+            if summary["state"] == HANDED_OVER:  # its worker said so in one line
+                handed[spec.dirname] = summary["holder"]
             held.append(spec)
             continue
         done_here += 1
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        tally(counts, summary)
         echo(with_eta(format_progress(done_here, len(todo), spec, summary), done_here, len(todo), started))
     kwargs = dict(device=torch_device, data_root=data_root, checkpoint_every=checkpoint_every,
                   feature_epochs=feature_epochs, **settings)
     for spec, summary in finish_held(held, results_root, trial_fn, kwargs):
         done_here += 1
-        counts["failed" if summary.get("state") == "failed" else "done"] += 1
+        summary = after_waiting(spec, summary, handed)
+        tally(counts, summary)
         echo(format_progress(done_here, len(todo), spec, summary))
     if todo:
         devices = process_devices(torch_device)
-        echo(f"{len(todo)} trials run in {time.perf_counter() - started:.1f} s "
-             f"({counts['failed']} failed) on {', '.join(devices)}, {trials_per_gpu} at a time on each")
+        echo(f"{sweep_line(len(todo), started, counts)} on {', '.join(devices)}, {trials_per_gpu} at a time on each")
     return counts
 
 

@@ -25,3 +25,7 @@ SUBMISSION_DIR = ".submitit"
 DONE, FAILED, INCOMPLETE, MISSING = "done", "failed", "incomplete", "missing"
 # What the trial function returns for a trial another live process holds (it left the trial alone).
 HELD = "held"
+# ... and for a trial whose lease another process took while this one was suspended (its heartbeat
+# went stale where locks are not shared): it stopped without touching the trial, which is the
+# other process's now.  Neither done nor failed here.
+HANDED_OVER = "handed over"

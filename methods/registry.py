@@ -137,8 +137,8 @@ def _convert(text: str, annotation: Any, where: str) -> Any:
             return value
         return text
     except ValueError:
-        kind = "finite float" if base == "float" else base
-        raise BenchError(f"--hp {where}={text}: expected a {kind}{' or none' if optional else ''}") from None
+        kind = {"float": "a finite float", "int": "an integer", "bool": "true or false"}.get(base, f"a {base}")
+        raise BenchError(f"--hp {where}={text}: expected {kind}{' or none' if optional else ''}") from None
 
 
 def build_hparams(name: str, overrides: dict[str, str] | None = None):

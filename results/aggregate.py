@@ -16,7 +16,7 @@ import pandas as pd
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
-from noisybench.results.store import DONE, DamagedTrial, TrialStore
+from noisybench.results.store import DONE, DamagedTrial, TrialDir, TrialStore
 from noisybench.results.summary import best_and_last
 
 GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
@@ -152,6 +152,17 @@ def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:
             if not math.isnan(value)}
 
 
+def spec_difference(first: str, second: str) -> str:
+    """The spec fields two trial directories differ in, as 'field (a vs b)'.  (Two copies of one
+    trial never get here: results/integrity.py leaves a directory not named for its spec out.)"""
+    try:
+        a, b = (TrialDir(Path(p)).read_spec()["spec"] for p in (first, second))
+    except DamagedTrial:
+        return "something"
+    fields = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return ", ".join(f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in fields[:3]) or "nothing (the same spec)"
+
+
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds, in percent; one row per (dataset, protocol, noise, method).
 
@@ -162,9 +173,10 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     done = trials[trials["state"] == DONE]
     twice = done[done.duplicated(GROUP_KEYS + ["seed"], keep=False)]
     if not twice.empty:  # one seed counted twice would shrink the std and fake a larger n
-        paths = ", ".join(sorted(twice["path"].astype(str))[:2])
-        raise BenchError(f"two finished trials fall in one cell with the same seed ({paths}); their specs differ "
-                         f"in something the table does not show -- table them from separate --results directories")
+        paths = sorted(twice["path"].astype(str))[:2]
+        raise BenchError(f"two finished trials fall in one cell with the same seed ({', '.join(paths)}); their specs "
+                         f"differ in {spec_difference(*paths)}, which the table does not show -- table them from "
+                         "separate --results directories")
     value_cols = ["best", "last"] + [c for c in ("selected", "own") if c in done]
     grouped = done.groupby(GROUP_KEYS, sort=False)
     out = grouped["best"].count().to_frame("n")

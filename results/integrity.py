@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from noisybench.core.layout import DONE, SUBMISSION_DIR
+from noisybench.core.spec import TrialSpec
 from noisybench.results.lease import LEASE_FILE, LOCK_FILE, TrialLease
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, file_sha256
 from noisybench.results.summary import best_and_last
@@ -36,9 +37,30 @@ class VerifiedTrial:
     metrics: list[dict]
 
 
+def check_name(trial: TrialDir, record: dict) -> None:
+    """DamagedTrial unless the directory is named for the spec its spec.json holds (method, noise,
+    seed and hash).  A finished trial copied over another's name, or to an extra name, passes every
+    other check -- done.json certifies the files, not where they lie -- and would be counted as the
+    trial its name says, or twice."""
+    try:
+        expected = TrialSpec.from_json(record["spec"]).dirname
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise DamagedTrial(f"{trial.spec_file}: its \"spec\" record is not a trial spec") from None
+    # The hash spec.json recorded names the directory too (a spec written by another version).
+    recorded = f"{expected.rsplit('_', 1)[0]}_{record.get('hash')}"
+    if trial.path.name in (expected, recorded):
+        return
+    if (trial.path.parent / expected).is_dir():
+        raise DamagedTrial(f"{trial.path}: a duplicate of {expected} (its spec.json is that trial's, not the one "
+                           "this directory's name says: a copied directory)")
+    raise DamagedTrial(f"{trial.path}: misnamed, its spec.json is the trial {expected} (a renamed or copied "
+                       "directory)")
+
+
 def verify_done(trial: TrialDir) -> VerifiedTrial:
     """The finished trial with its files, or DamagedTrial saying in one line what is wrong."""
     record = trial.read_spec()
+    check_name(trial, record)
     done = trial.read_done()
     metrics = trial.read_metrics_strict()
     epochs = [m["epoch"] for m in metrics]
@@ -163,7 +185,7 @@ def damage(trial: TrialDir) -> str | None:
         if trial.state == DONE:
             verify_done(trial)
         else:
-            trial.read_spec()
+            check_name(trial, trial.read_spec())
             if trial.failed_file.exists():
                 trial.read_failed()
     except DamagedTrial as err:

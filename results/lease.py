@@ -13,6 +13,17 @@ trial's lease before it writes anything there, and holds it to the end:
   are not shared: a lease whose heartbeat is older than ``STALE_AFTER_S`` is stale and may be
   taken over; on the holder's own host a holder whose pid is gone (or reused) is dead at once.
 
+Fencing.  Where locks are not shared, a holder that is suspended (SIGSTOP, a paused VM, a
+suspended SLURM job, a long NFS stall) for longer than ``STALE_AFTER_S`` is rightly taken for dead
+and its trial taken over; when it wakes it must not write another line there.  So every write a
+trial makes proves first that lease.json still names this lease's token (:meth:`TrialLease.check`,
+one small read per epoch-level write), and the heartbeat checks before it refreshes, so that a
+woken holder never overwrites the new holder's lease.  A holder that finds another token (or none:
+the new holder finished and let go) raises :class:`LeaseLost` and leaves the trial alone.  What
+no read-then-write can close is a suspension exactly between the check and the write it guards
+(microseconds against an epoch); a line written then breaks the log's 1..N epochs, which
+results/integrity.py refuses to count, and the trial is redone.
+
 Nothing here reads or writes anything but those two files.
 """
 from __future__ import annotations
@@ -37,6 +48,16 @@ LOCK_FILE = "lease.lock"
 HEARTBEAT_S = 15.0
 # A holder on another host that has not refreshed its heartbeat for this long is taken to be dead.
 STALE_AFTER_S = 180.0
+
+
+class LeaseLost(Exception):
+    """Another process took this process's lease on a trial (``holder``: who, as lease.json says;
+    None when it has let go again).  The trial is its now: stop without touching the directory."""
+
+    def __init__(self, trial_dir: Path, holder: "Holder | None"):
+        self.trial_dir, self.holder = Path(trial_dir), holder
+        taker = holder.describe() if holder is not None else "another process (which has let go of it since)"
+        super().__init__(f"lost the lease on {self.trial_dir.name} to {taker} while suspended; left to it")
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -139,14 +160,16 @@ def wait_while_held(trial_dir: Path, poll_s: float = 1.0, max_poll_s: float = 10
 class TrialLease:
     """The lease of one trial directory; ``acquire`` or see who holds it, ``release`` at the end."""
 
-    def __init__(self, trial_dir: Path, heartbeat_s: float = HEARTBEAT_S):
+    def __init__(self, trial_dir: Path, heartbeat_s: float | None = None):
         self.dir = Path(trial_dir)
-        self.heartbeat_s = heartbeat_s
+        # Read when the lease is made, not when this module was imported: a test may shorten it.
+        self.heartbeat_s = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
         self.me = Holder.me()
         self.holder: Holder | None = None  # who held it when acquire() failed
         self._lock_fd: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.lost: LeaseLost | None = None  # set once another process was found holding it
 
     def acquire(self) -> bool:
         """Take the lease (True), or leave everything as it is and set ``holder`` (False)."""
@@ -189,6 +212,17 @@ class TrialLease:
         self._thread.start()
         return True
 
+    def check(self) -> None:
+        """Raise LeaseLost unless lease.json still names this lease (one small read).  Called before
+        every write to the trial: a holder suspended past the stale limit may have lost the trial."""
+        if self.lost is None:
+            current = read_holder(self.dir)
+            if current is not None and current.token == self.me.token:
+                return
+            self.lost = LeaseLost(self.dir, current)
+            self._stop.set()  # the heartbeat must not write over the new holder's lease
+        raise self.lost
+
     def _write(self) -> None:
         record = {"host": self.me.host, "pid": self.me.pid, "start_time": self.me.start_time,
                   "job_id": self.me.job_id, "heartbeat": time.time(), "token": self.me.token}
@@ -202,7 +236,10 @@ class TrialLease:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
+                self.check()
                 self._write()
+            except LeaseLost:
+                return
             except OSError:
                 pass  # a full disk or a vanished directory: the trial's own writes will say so
 

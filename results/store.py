@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from noisybench.core.layout import (
     CHECKPOINT_FILE,
@@ -124,8 +124,15 @@ class DamagedTrial(Exception):
 class TrialDir:
     """One trial's directory."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fence: Callable[[], None] | None = None):
         self.path = Path(path)
+        # The writer's lease check (TrialLease.check), called before every write: a writer that was
+        # suspended and lost its lease to another process raises there instead of writing.
+        self.fence = fence
+
+    def check_fence(self) -> None:
+        if self.fence is not None:
+            self.fence()
 
     spec_file = property(lambda self: self.path / SPEC_FILE)
     metrics_file = property(lambda self: self.path / METRICS_FILE)
@@ -200,6 +207,7 @@ class TrialDir:
 
     def remove_leftovers(self) -> None:
         """Temporary files of writers that were killed mid-write (nothing else removes them)."""
+        self.check_fence()
         if self.path.is_dir():
             for path in self.path.iterdir():
                 if path.name.startswith(".") and TMP_MARK in path.name:
@@ -209,6 +217,7 @@ class TrialDir:
     def start(self, spec_record: dict, fresh: bool) -> None:
         """Create the directory (emptying it when ``fresh``) and write spec.json.  The lease files
         stay: the caller holds the lease, and removing its lock file would let a second writer in."""
+        self.check_fence()
         if fresh and self.path.exists():
             for path in self.path.iterdir():
                 if path.name in (LEASE_FILE, LOCK_FILE):
@@ -222,6 +231,7 @@ class TrialDir:
         """Keep exactly the metrics lines of epochs 1..``last_epoch`` (those before the checkpoint a
         resume starts from).  False, with nothing kept, when they are not all there -- a gap or a
         repeat means the log does not belong to that checkpoint, and the trial must restart."""
+        self.check_fence()
         kept = [m for m in self.read_metrics() if m.get("epoch", 0) <= last_epoch]
         whole = [m.get("epoch") for m in kept] == list(range(1, last_epoch + 1))
         atomic_write_bytes(self.metrics_file, "".join(json.dumps(m) + "\n" for m in kept).encode() if whole else b"")
@@ -229,6 +239,7 @@ class TrialDir:
 
     def save_checkpoint(self, payload: bytes, epoch: int) -> None:
         """The newest checkpoint, checksummed; the one before it is kept as the last good state."""
+        self.check_fence()
         if self.checkpoint_file.exists():
             os.replace(self.checkpoint_file, self.previous_checkpoint_file)
         # The owner's alone: a resume state is nobody else's to read or replace.
@@ -247,10 +258,12 @@ class TrialDir:
         return [p for p in (self.checkpoint_file, self.previous_checkpoint_file) if p.exists()]
 
     def drop_checkpoints(self) -> None:
+        self.check_fence()
         for path in (self.checkpoint_file, self.previous_checkpoint_file):
             path.unlink(missing_ok=True)
 
     def append_metrics(self, line: dict) -> None:
+        self.check_fence()
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -259,10 +272,12 @@ class TrialDir:
         metrics.jsonl and spec.json as they are now (results/integrity.py checks them)."""
         certified = {"epochs": len(self.read_metrics_strict()), "metrics_sha256": file_sha256(self.metrics_file),
                      "spec_sha256": file_sha256(self.spec_file)}
+        self.check_fence()
         atomic_write_json(self.done_file, {**summary, **certified, "state": DONE, "finished_at": time.time()})
         self.drop_checkpoints()  # a finished trial needs no resume state
 
     def mark_failed(self, error: str, traceback_text: str) -> None:
+        self.check_fence()
         atomic_write_json(
             self.failed_file,
             {"state": FAILED, "error": error, "traceback": traceback_text, "failed_at": time.time()},

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from noisybench.core.layout import FAILED, HANDED_OVER
+
 LAST_K = 10
 
 
@@ -29,8 +31,13 @@ def best_and_last(metrics: list[dict], last_k: int = LAST_K) -> dict:
 def format_progress(i: int, total: int, spec, summary: dict) -> str:
     """``[i/total] method noise seed s: best .. (epoch ..) last ..  t s`` -- or the failure."""
     head = f"[{i}/{total}] {spec.method:<12} {spec.noise:<10} seed {spec.seed}"
-    if summary.get("state") == "failed":
+    if summary.get("state") == FAILED:
         return f"{head}: FAILED after {summary['seconds']:.1f} s: {summary['error']}"
+    if summary.get("state") == HANDED_OVER:
+        return f"{head}: handed over to {summary['holder']}, which finished it (not trained here)"
+    if summary.get("skipped"):  # finished by another process while this one waited or ran others
+        return (f"{head}: finished by another process (best {100 * summary['best']:.2f}, last "
+                f"{100 * summary['last']:.2f}); not trained here")
     resumed = f", resumed at epoch {summary['resumed_from']}" if summary.get("resumed_from") else ""
     return (f"{head}: best {100 * summary['best']:.2f} (epoch {summary['best_epoch']}) "
             f"last {100 * summary['last']:.2f}  {summary['seconds']:.1f} s{resumed}")

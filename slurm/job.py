@@ -14,7 +14,7 @@ from typing import Callable
 
 import submitit
 
-from noisybench.core.layout import DONE, FAILED, HELD, SUBMISSION_DIR
+from noisybench.core.layout import DONE, FAILED, HANDED_OVER, HELD, SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
 from noisybench.results.lease import wait_while_held
 from noisybench.results.store import atomic_write_json
@@ -25,11 +25,12 @@ TrialFunction = Callable[..., dict]  # run_trial(spec, results_root, **trial_kwa
 
 def run_once_free(trial_fn: TrialFunction, spec: TrialSpec, results_root, trial_kwargs: dict) -> dict:
     """Wait while another live process holds the trial, then run the trial function on it: it skips
-    a trial the holder finished and resumes (or redoes) one it left."""
+    a trial the holder finished and resumes (or redoes) one it left.  (Handed over again -- this
+    process suspended past the stale limit once more -- it waits again.)"""
     while True:
         wait_while_held(Path(results_root) / spec.dirname)
         summary = trial_fn(spec, results_root, **trial_kwargs)
-        if summary.get("state") != HELD:
+        if summary.get("state") not in (HELD, HANDED_OVER):
             return summary
         time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
 
@@ -77,12 +78,17 @@ class TrialBatch(submitit.helpers.Checkpointable):
             progress.start(spec.dirname)
             print(f"noisybench: trial {spec.label()} -> {Path(self.results_root) / spec.dirname}", flush=True)
             summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
-            if summary.get("state") == HELD:
-                # Another process trains it (a rerun's worker, or one whose controller was killed).
+            handed_to = summary["holder"] if summary.get("state") == HANDED_OVER else None
+            if summary.get("state") in (HELD, HANDED_OVER):
+                # Another process trains it (a rerun's worker, one whose controller was killed, or
+                # the one that took it over while this task was suspended: a requeued task's
+                # predecessor that is still alive is the same race).
                 print(f"noisybench: trial {spec.label()} is being trained by {summary['holder']}; waiting",
                       flush=True)
                 summary = run_once_free(self.trial_fn, spec, self.results_root, self.trial_kwargs)
-            state = FAILED if summary.get("state") == FAILED else DONE
+                if handed_to is not None and summary.get("skipped"):
+                    summary = {"state": HANDED_OVER, "holder": handed_to}  # not this task's to claim
+            state = summary.get("state") if summary.get("state") in (FAILED, HANDED_OVER) else DONE
             progress.finish(spec.dirname, state)
             if state == FAILED:
                 print(f"noisybench: trial {spec.label()} failed: {summary['error']} "

@@ -42,6 +42,18 @@ differently, so the reference uses the same count), and every kill time comes fr
    and shows n = 1 for its cell, `bench verify` exits 1 naming it, and `bench run` of the sweep
    redoes exactly that trial (7 skipped).
 
+6. ``test_a_writer_suspended_past_the_stale_limit_hands_its_trial_over``: the race of a results
+   directory whose locks are node-local.  Run A is SIGSTOPped mid-trial; run B, a real second
+   process as host "node-b" whose flock is a no-op and whose stale limit is 3 s, takes that trial
+   over once A's heartbeat is stale; A is SIGCONTed while B trains it.  A must say in one line
+   that it lost the lease to B and left the trial, count it handed over (not done, not failed),
+   go on with the sweep, and exit 0 like B; each trial's numbers are reported by the one run that
+   trained it, and the store is the uninterrupted one.
+7. ``test_a_copied_trial_directory_is_named_and_moved_aside``: a finished trial's directory copied
+   over another's name and to an extra name (done.json certifies the files, not where they lie):
+   `bench table` names each copy in a warning line and leaves it out, `bench verify` calls both
+   duplicates, `--repair` moves them aside, and the next `bench run` redoes the overwritten trial.
+
 Two bugs these tests found, fixed, and kept as tests:
 
 - ``test_status_names_a_finished_trial_without_its_spec``: `bench status` did not list a finished
@@ -661,3 +673,135 @@ def test_a_dead_but_unreaped_holder_does_not_hold_its_trial(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+# --------------------------------------------------------------------------------------
+# 7. A writer suspended past the stale limit, its trial taken over by another host
+# --------------------------------------------------------------------------------------
+# Where locks are node-local (Lustre with localflock, NFS without a lock daemon), a second host's
+# flock succeeds beside ours, and only lease.json's heartbeat tells it that the trial is held.
+# Both are real `bench run`s, through a wrapper that sets what differs between them:
+#   A (this host): a heartbeat every HEARTBEAT_S, so that B respects its leases while it runs;
+#   B ("node-b"): its flock a no-op (its locks do not reach A's) and a stale limit of STALE_S.
+# A is SIGSTOPped mid-trial, B takes that trial over once A's heartbeat is stale, and A is
+# SIGCONTed while B trains it.
+HEARTBEAT_S, STALE_S = 0.2, 3.0
+AS_HOST = """
+import fcntl, socket, sys
+import noisybench.results.lease as lease
+host, heartbeat, stale = sys.argv[1:4]
+if host != "-":
+    socket.gethostname = lambda: host
+    fcntl.flock = lambda *args, **kwargs: None  # this host's locks do not reach the other's
+lease.HEARTBEAT_S, lease.STALE_AFTER_S = float(heartbeat), float(stale)
+from noisybench.bench.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def start_as_host(host: str, args: list[str], log: Path, cwd: Path, stale_s: float) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-c", AS_HOST, host, str(HEARTBEAT_S), str(stale_s), *args],
+                                cwd=cwd, env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def epochs_written(trial_dir: Path) -> int:
+    try:
+        return len((trial_dir / "metrics.jsonl").read_text().splitlines())
+    except OSError:
+        return 0
+
+
+def test_a_writer_suspended_past_the_stale_limit_hands_its_trial_over(reference, tmp_path):
+    root = tmp_path / "store"
+    args = SWEEP + ["--results", str(root)]
+    first = reference.specs[0]  # the trial A takes first
+    victim = root / first.dirname
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = start_as_host("-", args, log_a, tmp_path, stale_s=lease_module_stale())
+    b = None
+    try:
+        wait_until(lambda: a.poll() is not None or epochs_written(victim) >= 3, PROCESS_TIMEOUT_S,
+                   "A to train 3 epochs", 0.005)
+        assert a.poll() is None, tail(log_a)
+        os.kill(a.pid, signal.SIGSTOP)
+        wait_until(lambda: processes()[a.pid].state == "T", 10, "A to stop", 0.005)
+        frozen_at = epochs_written(victim)
+        # B starts once A's heartbeat is stale to it, so that it takes A's trial first.
+        wait_until(lambda: time.time() - read_holder(victim).heartbeat > STALE_S + 0.2, 30, "A's lease to go stale")
+        b = start_as_host("node-b", args, log_b, tmp_path, stale_s=STALE_S)
+        wait_until(lambda: b.poll() is not None or ((h := read_holder(victim)) is not None and h.pid == b.pid
+                                                    and epochs_written(victim) > frozen_at),
+                   PROCESS_TIMEOUT_S, "B to take A's trial over and train an epoch", 0.002)
+        assert b.poll() is None and not (victim / "done.json").exists(), tail(log_b)
+        os.kill(a.pid, signal.SIGCONT)  # A wakes while B trains its trial
+        assert finish(b, log_b) == 0, tail(log_b)
+        assert finish(a, log_a) == 0, tail(log_a)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(a.pid, signal.SIGCONT)
+        kill_group(a)
+        if b is not None:
+            kill_group(b)
+    out_a, out_b = log_a.read_text(), log_b.read_text()
+    lost = [line for line in out_a.splitlines() if "lost the lease" in line]
+    assert lost == [f"{first.label()}: lost the lease on {first.dirname} to pid {b.pid} on node-b while suspended; "
+                    "left to it"], out_a
+    # Neither run claims a trial it did not finish: each trial has one run's progress line with its
+    # numbers, and A counts the one it lost as handed over.
+    head = f"{first.method:<12} {first.noise:<10} seed {first.seed}"
+    assert re.search(rf"\] {re.escape(head)}: handed over to pid {b.pid} on node-b, which finished it", out_a), out_a
+    assert "1 handed over)" in out_a and "0 failed" in out_a, out_a
+    # B resumed from A's last checkpoint (the one before, if A was frozen while saving the newest).
+    resumed = re.search(rf"\] {re.escape(head)}: best .* resumed at epoch (\d+)", out_b)
+    assert resumed and 1 <= int(resumed.group(1)) <= frozen_at, out_b
+    trained = {}
+    for name, out in (("A", out_a), ("B", out_b)):
+        for spec in reference.specs:
+            label = f"{spec.method:<12} {spec.noise:<10} seed {spec.seed}: best"
+            if label in out:
+                trained.setdefault(spec.dirname, []).append(name)
+    assert sorted(trained) == sorted(s.dirname for s in reference.specs), trained
+    assert all(len(runs) == 1 for runs in trained.values()), trained
+    assert_matches_reference(root, reference)
+    print(f"A frozen after {frozen_at} epochs of {first.label()}; B resumed it at epoch {resumed.group(1)}; trials trained by A "
+          f"{sum(r == ['A'] for r in trained.values())}, by B {sum(r == ['B'] for r in trained.values())}")
+
+
+# --------------------------------------------------------------------------------------
+# 8. A finished trial's directory copied over another's name, and to an extra name
+# --------------------------------------------------------------------------------------
+def test_a_copied_trial_directory_is_named_and_moved_aside(reference, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(reference.root, root)
+    source, victim = reference.spec("standard", "sym:0.4", 0), reference.spec("coteaching", "pair:0.35", 1)
+    shutil.rmtree(root / victim.dirname)
+    shutil.copytree(root / source.dirname, root / victim.dirname)
+    shutil.copytree(root / source.dirname, root / f"{source.dirname}-copy")
+
+    # bench table: one warning line per copy, naming it; the victim's cell from its other seed.
+    table = subprocess.run(BENCH + ["table", "--results", str(root)], cwd=tmp_path, env=ENV, capture_output=True,
+                           text=True, timeout=PROCESS_TIMEOUT_S, check=False)
+    assert table.returncode == 0, table.stderr
+    warnings = table.stderr.splitlines()
+    assert len(warnings) == 2 and all(f"a duplicate of {source.dirname}" in w for w in warnings), table.stderr
+    assert "their specs differ" not in table.stderr and table.stdout.count("(n=1)") == 2, table.stdout
+
+    code, out, _ = bench_here("verify", "--results", root)
+    assert code == 1 and out.count(f"a duplicate of {source.dirname}") == 2, out
+    assert f"damaged  {victim.dirname}: " in out and "7 finished trials verified, 0 unfinished, 2 damaged" in out, out
+    code, out, _ = bench_here("verify", "--results", root, "--repair")
+    assert code == 0 and out.count("moved    ") == 2, out
+
+    # bench run of the sweep: the victim (moved aside) is trained again, the 7 others skipped.
+    log = tmp_path / "rerun.log"
+    run_to_the_end(SWEEP + ["--results", str(root)], log, tmp_path)
+    assert "7 of 8 trials already done" in log.read_text(), tail(log)
+    assert_matches_reference(root, reference)
+
+
+def lease_module_stale() -> float:
+    """A's own stale limit: the default (A judges B's leases as any host would)."""
+    from noisybench.results.lease import STALE_AFTER_S
+
+    return STALE_AFTER_S

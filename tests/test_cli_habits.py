@@ -39,6 +39,40 @@ def test_help_shows_every_default(capsys):
         assert text in " ".join(out.split()), text
 
 
+def every_parser(parser):
+    """``parser`` and every sub-command's parser below it."""
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from every_parser(sub)
+
+
+def test_help_says_each_default_once():
+    """A help text that speaks of its default gets no second one from argparse ("(default ./runs)
+    (default: runs)"), and an unset option or a flag gets none ("(default: None)", --no-wait's
+    "(default: True)")."""
+    from noisybench.bench.cli import build_parser
+
+    parsers = list(every_parser(build_parser()))
+    assert len(parsers) > 10
+    for parser in parsers:
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.help:
+                continue
+            said = formatter._get_help_string(action)
+            if "default" in action.help:
+                assert said == action.help, f"{parser.prog} {action.option_strings}: {said}"
+        flat = " ".join(parser.format_help().split())
+        for unset in ("(default: None)", "(default: [])", "(default: True)", "(default: False)"):
+            assert unset not in flat, f"{parser.prog}: {unset}"
+    flat = " ".join(build_parser()._subparsers._group_actions[0].choices["run"].format_help().split())
+    assert "results directory (default: ./runs) --" in flat and "every N epochs (default 1) --" in flat, flat
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])

@@ -126,6 +126,53 @@ def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypat
     assert progress["finished"] == {bad.dirname: FAILED, good.dirname: DONE}
 
 
+def handed_over_once(taken: set):
+    """A trial function whose first call on seed 0 finds the trial taken over while it was suspended:
+    the taker (run here, for the test) finishes it, and this call reports the trial handed over."""
+    from noisybench.core.layout import HANDED_OVER
+
+    def trial_fn(s, root, **kwargs):
+        if s.seed == 0 and not taken:
+            taken.add(s.dirname)
+            run_trial(s, root, **kwargs)  # the other host's work
+            return {"state": HANDED_OVER, "holder": "pid 4242 on node-b"}
+        return run_trial(s, root, **kwargs)
+
+    return trial_fn
+
+
+def test_a_batch_task_waits_for_a_trial_it_handed_over_and_does_not_claim_it(tmp_path, monkeypatch, capsys):
+    """A requeued SLURM task whose predecessor is still alive is the same race as a suspended one."""
+    from noisybench.core.layout import HANDED_OVER
+
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+    first, second = spec(0, epochs=1), spec(1, epochs=1)
+    batch = TrialBatch(str(tmp_path), "sub1", handed_over_once(set()), {"device": "cpu"})
+    assert batch([first.to_json(), second.to_json()]) == [
+        {"trial": first.dirname, "state": HANDED_OVER}, {"trial": second.dirname, "state": DONE}]
+    out = capsys.readouterr().out
+    assert "[1/2] standard     sym:0.4    seed 0: handed over to pid 4242 on node-b, which finished it" in out, out
+    assert json.loads(task_progress_file(tmp_path, "sub1", "4242").read_text())["finished"] == {
+        first.dirname: HANDED_OVER, second.dirname: DONE}
+
+
+def test_a_packed_sweep_counts_a_handed_over_trial(tmp_path, monkeypatch, capsys):
+    from noisybench.bench import launch
+    from noisybench.core.layout import HANDED_OVER
+
+    def in_this_process(specs, results_root, trial_fn, **kwargs):  # the pool's processes, without the spawn
+        kwargs.pop("trials_per_gpu")
+        for s in specs:
+            yield s, trial_fn(s, results_root, **kwargs)
+
+    monkeypatch.setattr(launch, "run_trials_packed", in_this_process)
+    counts = launch.run_packed([spec(0, epochs=1), spec(1, epochs=1)], tmp_path, trials_per_gpu=2,
+                               trial_fn=handed_over_once(set()), device="cpu")
+    assert counts == {"done": 1, "failed": 0, HANDED_OVER: 1}
+    assert "(0 failed, 1 handed over)" in capsys.readouterr().out
+
+
 def test_checkpoint_requeues_the_same_batch_with_the_same_trials(tmp_path):
     import cloudpickle
 

@@ -281,6 +281,179 @@ def test_an_oserror_in_a_trial_is_recorded_as_its_failure(tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------------------
+# A directory not named for its spec
+# --------------------------------------------------------------------------------------
+def test_verify_names_a_copied_or_renamed_trial_directory_and_repair_moves_it_aside(tmp_path, capsys):
+    import shutil
+
+    first, second, third = (fake_trial(tmp_path, spec(seed=k)) for k in range(3))
+    shutil.rmtree(second.path)
+    shutil.copytree(first.path, second.path)  # copied over another's name
+    shutil.copytree(first.path, tmp_path / (first.path.name + "-copy"))  # and to an extra name
+    third.path.rename(tmp_path / third.path.name.replace("_s2_", "_s9_"))  # renamed, the original gone
+    assert main(["verify", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged  {second.path.name}: {second.path}: a duplicate of {first.path.name} (its spec.json is" in out
+    assert f"damaged  {first.path.name}-copy: " in out and out.count("a duplicate of") == 2, out
+    assert f": misnamed, its spec.json is the trial {third.path.name} (a renamed or copied directory)" in out, out
+    assert "1 finished trials verified, 0 unfinished, 3 damaged" in out, out
+
+    warnings = []
+    trials = load_trials(tmp_path, echo=warnings.append)
+    assert list(trials["path"]) == [str(first.path)] and len(warnings) == 3, warnings
+    assert all("left out of every table" in w for w in warnings)
+
+    assert main(["verify", "--results", str(tmp_path), "--repair"]) == 0
+    assert capsys.readouterr().out.count("moved    ") == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [first.path.name]
+    assert main(["verify", "--results", str(tmp_path)]) == 0
+
+
+def test_a_run_redoes_a_trial_whose_directory_holds_a_copy_of_another(tmp_path, capsys):
+    import shutil
+
+    sweep = ["run", "--seeds", "2", "--epochs", "2", "--results", str(tmp_path), "--device", "cpu"]
+    assert main(sweep) == 0
+    first, second = (TrialStore(tmp_path).trial(spec(seed=k, epochs=2)) for k in range(2))
+    want = second.metrics_file.read_text()
+    shutil.rmtree(second.path)
+    shutil.copytree(first.path, second.path)
+    capsys.readouterr()
+    assert main(sweep) == 0
+    out = capsys.readouterr().out
+    assert f"a duplicate of {first.path.name}" in out and "1 of 2 trials already done" in out, out
+    assert verify_done(second).record["spec"]["seed"] == 1
+    assert [json.loads(line)["test_acc"] for line in second.metrics_file.read_text().splitlines()] == [
+        json.loads(line)["test_acc"] for line in want.splitlines()]
+
+
+def test_two_trials_in_one_cell_and_seed_are_refused_naming_what_differs(tmp_path):
+    from noisybench.results.aggregate import summarize
+
+    # Initial weights of one file name in two folders, recorded without their digest: one label.
+    for folder in ("a", "b"):
+        fake_trial(tmp_path, TrialSpec(**{**spec().__dict__, "pretrained": f"/{folder}/w.pth"}))
+    with pytest.raises(BenchError, match=r"their specs differ in pretrained \('/a/w.pth' vs '/b/w.pth'\), which "):
+        summarize(load_trials(tmp_path))
+
+
+# --------------------------------------------------------------------------------------
+# Fencing: a holder suspended past the stale limit, whose trial another host took over
+# --------------------------------------------------------------------------------------
+def take_over(trial_dir: Path, host: str = "node-b", pid: int = 4242) -> str:
+    """What a process on another host, whose locks do not reach ours, does on finding our lease
+    stale: write its own lease.json over ours.  Returns its token."""
+    write_lease(trial_dir, host=host, pid=pid)
+    return read_holder(trial_dir).token
+
+
+def test_a_lost_lease_is_found_by_the_next_check_and_the_heartbeat_leaves_it(tmp_path):
+    lease = TrialLease(tmp_path / "t", heartbeat_s=0.01)
+    assert lease.acquire()
+    lease.check()  # ours: passes
+    token = take_over(tmp_path / "t")
+    with pytest.raises(lease_module.LeaseLost, match="lost the lease on t to pid 4242 on node-b while suspended"):
+        lease.check()
+    time.sleep(0.1)  # the heartbeat (every 10 ms) must not write ours back over the new holder's
+    assert read_holder(tmp_path / "t").token == token
+    lease.release()
+    assert read_holder(tmp_path / "t").token == token  # release leaves the new holder's lease.json
+
+
+def test_a_woken_heartbeat_checks_before_it_refreshes(tmp_path):
+    lease = TrialLease(tmp_path / "t", heartbeat_s=0.05)
+    assert lease.acquire()
+    token = take_over(tmp_path / "t")
+    time.sleep(0.3)  # several beats
+    assert read_holder(tmp_path / "t").token == token and lease.lost is not None
+    lease.release()
+
+
+def test_a_lease_the_taker_already_let_go_of_is_lost_too(tmp_path):
+    lease = TrialLease(tmp_path / "t")
+    assert lease.acquire()
+    (tmp_path / "t" / LEASE_FILE).unlink()  # the taker finished and released it
+    with pytest.raises(lease_module.LeaseLost, match="another process"):
+        lease.check()
+    lease.release()
+
+
+def suspended_and_taken_over(tmp_path, monkeypatch, after_epochs: int, then=None):
+    """Run a trial whose lease another host takes after ``after_epochs`` epochs (while, as far as
+    the trial knows, it was suspended); ``then(trial)`` runs right after the takeover."""
+    from noisybench.bench.trainer import trial as trial_module
+    from noisybench.bench.trainer.loop import Trainer
+
+    real = Trainer.train_epoch
+    trial = TrialStore(tmp_path).trial(spec(epochs=5))
+
+    def train_epoch(self, epoch, max_steps=None):
+        out = real(self, epoch, max_steps)
+        if epoch == after_epochs:
+            take_over(trial.path)
+            if then is not None:
+                then(trial)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    return trial, trial_module.run_trial(spec(epochs=5), tmp_path, device="cpu")
+
+
+def test_a_trial_that_lost_its_lease_stops_without_touching_its_files(tmp_path, monkeypatch, capsys):
+    before = {}
+
+    def snapshot(trial):
+        before.update({p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file()})
+
+    trial, summary = suspended_and_taken_over(tmp_path, monkeypatch, 2, snapshot)
+    assert summary == {"state": "handed over", "holder": "pid 4242 on node-b"}
+    after = {p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file()}
+    assert after == before  # not one more metrics line, checkpoint, done.json or failed.json
+    assert [json.loads(line)["epoch"] for line in trial.metrics_file.read_text().splitlines()] == [1, 2]
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"standard sym:0.4 seed 0: lost the lease on {trial.path.name} to pid 4242 on node-b while "
+                   "suspended; left to it"]
+
+
+def test_a_write_that_fails_after_the_takeover_is_not_recorded_as_a_failure(tmp_path, monkeypatch):
+    """Suspended inside save_checkpoint (after its check) while the new holder moved checkpoint.pt
+    away: the woken writer's move fails, and that is the other process's trial now, not a failed one."""
+    def frozen_inside_the_write(trial):
+        def save_checkpoint(self, payload, epoch):
+            raise FileNotFoundError(2, "No such file or directory", str(self.checkpoint_file))
+
+        monkeypatch.setattr(TrialDir, "append_metrics", lambda self, line: None)  # written before the freeze
+        monkeypatch.setattr(TrialDir, "save_checkpoint", save_checkpoint)
+
+    trial, summary = suspended_and_taken_over(tmp_path, monkeypatch, 1, frozen_inside_the_write)
+    assert summary["state"] == "handed over", summary
+    assert not trial.failed_file.exists() and not trial.done_file.exists()
+
+
+def test_an_inline_sweep_counts_a_handed_over_trial_and_waits_for_its_taker(tmp_path, monkeypatch, capsys):
+    """The sweep goes on, waits for the trial like a held one, and claims it neither done nor failed."""
+    from noisybench.bench import launch
+    from noisybench.bench.trainer.trial import run_trial
+    from noisybench.core.layout import HANDED_OVER
+
+    specs = [spec(seed=0, epochs=2), spec(seed=1, epochs=2)]
+    taken = {}
+
+    def trial_fn(s, root, **kwargs):
+        if s.seed == 0 and not taken:
+            taken["yes"] = True  # the other host takes it over and finishes it while we train seed 1
+            fake_trial(Path(root), s, accs=(0.5, 0.6))
+            return {"state": HANDED_OVER, "holder": "pid 4242 on node-b"}
+        return run_trial(s, root, **kwargs)
+
+    counts = launch.run_inline(specs, tmp_path, trial_fn=trial_fn, device="cpu")
+    assert counts == {"done": 1, "failed": 0, HANDED_OVER: 1}
+    out = capsys.readouterr().out
+    assert "[2/2] standard     sym:0.4    seed 0: handed over to pid 4242 on node-b, which finished it" in out, out
+    assert "2 trials run in" in out and "(0 failed, 1 handed over)" in out, out
+
+
+# --------------------------------------------------------------------------------------
 # Identity on resume
 # --------------------------------------------------------------------------------------
 def killed_after(epochs: int, monkeypatch):

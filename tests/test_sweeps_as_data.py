@@ -28,7 +28,7 @@ def test_a_grid_expands_to_the_product_of_its_values():
 @pytest.mark.parametrize("hp, words", [
     (["lend.k=2,4,2"], "listed twice"),
     (["lend.k=2", "lend.k=4"], "given twice"),
-    (["lend.k=two,4"], "expected a int"),
+    (["lend.k=two,4"], "expected an integer"),
 ])
 def test_a_bad_grid_is_one_line(tmp_path, capsys, hp, words):
     argv = ["run", "--methods", "lend", "--epochs", "1", "--results", str(tmp_path / "r")]

@@ -285,6 +285,7 @@ class Trainer:
                 stop_reason = self.method.finished()
                 epochs_done = epoch + 1
                 if self.trial is not None and epoch + 1 in self.feature_epochs:
+                    self.trial.check_fence()
                     save_feature_snapshot(self.view, self.data,
                                           self.trial.path / FEATURE_SNAPSHOT_NAME.format(epoch=epoch + 1), epoch + 1)
                 if self.trial is not None:

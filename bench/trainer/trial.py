@@ -18,10 +18,10 @@ from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.records import spec_record
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError
-from noisybench.core.layout import DONE, HELD, INCOMPLETE
+from noisybench.core.layout import DONE, HANDED_OVER, HELD, INCOMPLETE
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import move_aside_contents, verify_done
-from noisybench.results.lease import TrialLease
+from noisybench.results.lease import LeaseLost, TrialLease
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, atomic_write_json
 from noisybench.results.summary import best_and_last
 
@@ -60,8 +60,10 @@ def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | Non
     A trial held by another live process is left alone: the summary's state is ``held`` and its
     ``holder`` says who.  A trial that raises is recorded as failed (failed.json with the
     traceback) and its summary says so; the caller's sweep goes on.  KeyboardInterrupt leaves it
-    incomplete.  An OSError that cannot even be recorded (a read-only directory, a full disk)
-    stops the sweep with one line naming the path.
+    incomplete.  A trial whose lease another process took while this one was suspended (every
+    write checks the lease first) is left to it at once, untouched, in one line: its state is
+    ``handed over``.  An OSError that cannot even be recorded (a read-only directory, a full
+    disk) stops the sweep with one line naming the path.
     """
     trial = TrialStore(results_root).trial(spec)
     lease = TrialLease(trial.path)
@@ -72,11 +74,15 @@ def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | Non
                          "writable (and free space), or pass another --results") from None
     if not acquired:
         return {"state": HELD, "holder": lease.holder.describe()}
+    trial.fence = lease.check
     try:
         return _run_held_trial(spec, trial, results_root, device=device, data_root=data_root,
                                show_progress=show_progress, checkpoint_every=checkpoint_every,
                                feature_epochs=feature_epochs,
                                settings=dict(memory_format=memory_format, fused=fused, autotune=autotune))
+    except LeaseLost as lost:
+        print(f"{spec.label()}: {lost}", flush=True)
+        return {"state": HANDED_OVER, "holder": lost.holder.describe() if lost.holder else "another process"}
     finally:
         lease.release()
 
@@ -89,6 +95,7 @@ def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, d
             verify_done(trial)
             return {**trial.read_done(), "skipped": True}
         except DamagedTrial as err:
+            trial.check_fence()
             moved = move_aside_contents(trial, results_root)
             print(f"{spec.label()}: {err}; moved aside to {moved}, trained again", flush=True)
     started = time.perf_counter()
@@ -126,8 +133,13 @@ def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, d
                 summary["end_note"] = trainer.end_note
             trial.mark_done(summary)
             return summary
+    except LeaseLost:
+        raise
     except Exception as exc:  # noqa: BLE001 -- a failing trial is recorded, the sweep goes on
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        # A write that failed because the new holder moved a file (checkpoint.pt) is not this
+        # trial's failure: the lease check below raises LeaseLost instead of recording it.
+        trial.check_fence()
         try:
             trial.path.mkdir(parents=True, exist_ok=True)
             if stored_record(trial) is None:  # failed before its record was written: keep it findable
