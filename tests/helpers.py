@@ -26,3 +26,27 @@ def finish_trial(path) -> None:
     and the sha256 of its metrics.jsonl and spec.json, which every reader checks before counting it."""
     trial = TrialDir(path)
     trial.mark_done(best_and_last(trial.read_metrics()))
+
+
+class Interrupted(BaseException):
+    """Stands in for a kill: not an Exception, so the trial is left incomplete, not failed."""
+
+
+def run_until_killed(spec: TrialSpec, results, monkeypatch, epoch: int) -> None:
+    """Run ``spec`` and kill it as 0-based ``epoch`` starts (epochs before it are checkpointed)."""
+    import pytest
+
+    from noisybench.bench.trainer.loop import Trainer
+    from noisybench.bench.trainer.trial import run_trial
+
+    original = Trainer.train_epoch
+
+    def dies(self, e, *args, **kwargs):
+        if e == epoch:
+            raise Interrupted()
+        return original(self, e, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies)
+    with pytest.raises(Interrupted):
+        run_trial(spec, results, device="cpu")
+    monkeypatch.setattr(Trainer, "train_epoch", original)

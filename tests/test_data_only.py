@@ -19,10 +19,9 @@ import stat
 import numpy as np
 import pytest
 import torch
-from helpers import epoch_metrics
+from helpers import epoch_metrics, run_until_killed
 
 from noisybench.bench.cli import main
-from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
@@ -65,24 +64,6 @@ def test_the_forged_payloads_do_run_code_when_unpickled_the_old_way(tmp_path):
 
 def tiny_spec() -> TrialSpec:
     return TrialSpec(dataset="digits", method="standard", noise="sym:0.4", seed=0, protocol="quick", epochs=EPOCHS)
-
-
-class Interrupted(BaseException):
-    """Stands in for a kill: not an Exception, so the trial is left incomplete."""
-
-
-def run_until_killed(spec, results, monkeypatch, epoch: int) -> None:
-    original = Trainer.train_epoch
-
-    def dies(self, e, *args, **kwargs):
-        if e == epoch:
-            raise Interrupted()
-        return original(self, e, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies)
-    with pytest.raises(Interrupted):
-        run_trial(spec, results, device="cpu")
-    monkeypatch.setattr(Trainer, "train_epoch", original)
 
 
 @pytest.mark.parametrize("forged, resumed_from", [

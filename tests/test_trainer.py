@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import epoch_metrics
+from helpers import epoch_metrics, run_until_killed
 
 from noisybench.bench.launch import run_inline
 from noisybench.bench.trainer.data import random_crop_flip
-from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.spec import TrialSpec
@@ -24,25 +23,6 @@ def tiny_spec(**changes) -> TrialSpec:
     fields = dict(dataset="digits", method="standard", noise="sym:0.4", seed=0, protocol="quick", epochs=EPOCHS)
     fields.update(changes)
     return TrialSpec(**fields)
-
-
-class Interrupted(BaseException):
-    """Stands in for a kill: not an Exception, so the trial is left incomplete, not failed."""
-
-
-def run_until_killed(spec: TrialSpec, results, monkeypatch, epoch: int) -> None:
-    """Run ``spec`` and kill it as 0-based ``epoch`` starts (epochs before it are checkpointed)."""
-    original = Trainer.train_epoch
-
-    def dies(self, e, *args, **kwargs):
-        if e == epoch:
-            raise Interrupted()
-        return original(self, e, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies)
-    with pytest.raises(Interrupted):
-        run_trial(spec, results, device="cpu")
-    monkeypatch.setattr(Trainer, "train_epoch", original)
 
 
 def test_same_spec_twice_gives_identical_metrics(tmp_path):
