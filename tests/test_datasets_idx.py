@@ -236,3 +236,23 @@ def test_a_trial_trains_on_the_real_images_without_warnings(tmp_path):
     epochs = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert len(epochs) == 2
     assert epochs[-1]["test_acc"] > 0.70  # a 784-256-10 MLP on half-wrong labels, after 2 epochs: ~0.8
+
+
+def test_causalnl_recipe_trains_and_tests_on_transposed_images(tmp_path, releases):
+    """CausalNL's loader transposes every image after the noise is drawn: the trainer does the same
+    to both splits under causalnl-paper, and to neither under quick."""
+    import torch
+
+    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.data import DeviceData
+
+    releases(fashion_digests=digests(fabricate(tmp_path / "FashionMNIST" / "raw")))
+    dataset = fashion_mnist.load_fashion_mnist(tmp_path)
+    everything, nothing = np.arange(dataset.num_train), np.arange(0)
+    for protocol, transposed in (("causalnl-paper", True), ("quick", False)):
+        recipe = resolve_recipe(protocol, "fashion-mnist", "standard")
+        data = DeviceData(dataset, dataset.train_labels, recipe, torch.device("cpu"), everything, nothing)
+        train, test = torch.from_numpy(dataset.train_images), torch.from_numpy(dataset.test_images)
+        if transposed:
+            train, test = train.transpose(-1, -2), test.transpose(-1, -2)
+        assert torch.equal(data.images, train) and torch.equal(data.test_images, test)

@@ -403,6 +403,7 @@ def test_existing_spec_hashes_are_unchanged_by_the_pretrained_field():
     ("cifar10", "lend-paper", "resnet18", None),
     ("cifar100", "lend-paper", "resnet18", None),
     ("mnist", "jocor-paper", "mlp1", None),
+    ("fashion-mnist", "quick", "mlp1", None),
     ("animal10n", "plc-paper", "vgg19_bn", IMAGENET_MEAN_STD),
     ("clothing1m", "dividemix-paper", "resnet50", ((0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214))),
     ("food101n", "plc-paper", "resnet50", IMAGENET_MEAN_STD),
@@ -412,6 +413,23 @@ def test_each_dataset_has_its_protocol(dataset, protocol, model, mean_std):
     recipe = resolve_recipe(protocol, dataset, "standard")
     assert recipe.model == model and recipe.mean_std == mean_std
     assert recipe.imagenet_init == (dataset in ("clothing1m", "food101n"))
+
+
+def test_fashion_mnist_recipes():
+    quick = resolve_recipe("quick", "fashion-mnist", "standard")
+    assert (quick.optimizer, quick.lr, quick.batch_size, quick.epochs, quick.schedule) == ("adam", 1e-3, 128, 50,
+                                                                                           "constant")
+    assert not quick.augment and not quick.normalize
+    # CausalNL's code (../shared/data/published/SOURCE.md): torchvision-layout ResNet-18, Adam 1e-3 without
+    # decay, batch 128 with drop_last, 150 epochs, crop + flip of transposed images, ToTensor only.
+    causalnl = resolve_recipe("causalnl-paper", "fashion-mnist", "coteaching")
+    assert (causalnl.model, causalnl.optimizer, causalnl.lr, causalnl.momentum, causalnl.weight_decay) == (
+        "causalnl_resnet18", "adam", 1e-3, 0.9, 0.0)
+    assert (causalnl.batch_size, causalnl.drop_last, causalnl.epochs, causalnl.schedule) == (128, True, 150, "constant")
+    assert causalnl.augment and causalnl.crop_padding == 4 and causalnl.transpose_images and not causalnl.normalize
+    assert resolve_recipe("jocor-paper", "fashion-mnist", "jocor") == resolve_recipe("jocor-paper", "mnist", "jocor")
+    # The field added for CausalNL leaves every earlier recipe's JSON, and so every trial id, as it was.
+    assert "transpose_images" not in quick.to_json() and causalnl.to_json()["transpose_images"] is True
 
 
 def test_clothing1m_recipe_is_dividemix():
