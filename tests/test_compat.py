@@ -20,7 +20,7 @@ from noisybench.methods import method_names
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD_STORE = FIXTURES / "store_v0_1_0"
-DATASETS = ["digits", "mnist", "cifar10", "cifar100", "animal10n", "food101n", "clothing1m"]
+DATASETS = ["digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "animal10n", "food101n", "clothing1m"]
 
 
 def test_an_old_spec_keeps_its_directory_name():
