@@ -223,7 +223,7 @@ def judge(claim: Claim, trials: list[Trial], find: Callable[[str, Trial], Trial 
         out.note = (f"too close to call: every seed {'holds' if held == n else 'fails'}, but the mean difference "
                     f"{100 * abs(diffs.mean()):.2f} pp is within the seeds' std {100 * spread:.2f} pp")
         return out
-    out.note = f"in all {n} seeds"
+    out.note = "in both seeds" if n == 2 else f"in all {n} seeds"
     return out
 
 

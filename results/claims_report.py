@@ -212,14 +212,18 @@ def plot_claim(judgements: list[Judgement], cells: dict[tuple, list[Trial]], fin
         ax.set_visible(False)
     first = judgements[0]
     figure.suptitle(f"{first.method}: {first.claim.name} -- {first.claim.source}", fontsize=9)
-    figure.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize=7, frameon=False)
+    figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=max(1, len(legend)),
+                  fontsize=7, frameon=False)
     if out is not None:
         figure.savefig(out)
     return figure
 
 
 def figure_name(method: str, claim: str, dataset: str, protocol: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"claim_{dataset}_{protocol}_{method}_{claim}").strip("-") + ".png"
+    """claim_<dataset>_<protocol>_<method>_<claim>.png; a row's brackets become plain text
+    (``quick[epochs=20]`` -> ``quick-epochs=20``), any other odd character a dash."""
+    text = f"claim_{dataset}_{protocol}_{method}_{claim}".replace("[", "-").replace("]", "").replace(",", "-")
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-") + ".png"
 
 
 def write_figures(judgements: list[Judgement], trials: list[Trial], folder: Path, dpi: int = 100) -> list[Path]:

@@ -181,7 +181,7 @@ def test_bench_claims_command_and_figures(tmp_path, capsys):
     assert main(["claims", "--results", str(root), "--figures", str(figures)]) == 0
     out = capsys.readouterr().out
     assert "| lend | sym:0.4 | dilution:" in out and "Zhang et al., Machine Learning 2022, Sect. 1 and Fig. 4" in out
-    assert "**fails** (in all 2 seeds)" in out and "**holds** (in all 2 seeds)" in out
+    assert "**fails** (in both seeds)" in out and "**holds** (in both seeds)" in out
     assert sorted(p.name for p in figures.iterdir()) == ["claim_digits_quick_lend_dilution.png",
                                                          "claim_digits_quick_lend_selection.png"]
     # bad input: one line, exit 2
