@@ -92,4 +92,10 @@ BLOCKS: list[Block] = [
     Block("fmnist-figure", METHODS, FMNIST_GRID, show="stdout",
           intro="The learning curves of the same trials: ",
           command="bench plot curves --results runs --out {repo}/results/figures/curves_fashion_mnist.png"),
+    Block("fmnist-claims", METHODS, FMNIST_GRID, show="stdout",
+          intro="Each method's own claim on the same trials: ", command="bench claims --results runs"),
+    Block("fmnist-claims-figure", METHODS, FMNIST_GRID, show="stdout",
+          intro="LEND's dilution claim drawn as its paper's Fig. 4 (the figure below): ",
+          command="bench claims --results runs --methods lend --noise sym:0.5,pair:0.45 --format csv "
+                  "--figures {repo}/results/figures"),
 ]

@@ -14,6 +14,8 @@ from typing import Callable, ClassVar, Mapping
 import torch
 from torch import Tensor, nn
 
+from noisybench.methods.claims import Claim
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -153,6 +155,9 @@ class Method(nn.Module):
     # Why the method cannot train on a streamed dataset (it draws subsets of the samples each epoch,
     # which a stream's own epoch plan cannot), or None; the sweep refuses such a pair up front.
     needs_in_memory_data: ClassVar[str | None] = None
+    # What the method's paper says its mechanism does, tested on the logged metrics by `bench claims`
+    # (methods/claims.py: each claim names its source, its sentence, and the metrics that decide it).
+    claims: ClassVar[tuple[Claim, ...]] = ()
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 from noisybench.methods.selection import (
     check_schedule_hparams,
@@ -78,6 +79,13 @@ class CoTeaching(Method):
                          "Han et al. 2018, bhanML/Co-teaching main.py, model.py CNN (CIFAR-100: "
                          "epoch_decay_start 100)"),
         },
+    )
+
+    claims = (
+        Claim("selection", "Han et al., NeurIPS 2018, Sect. 2 and the label-precision curves of Sect. 4",
+              "The small-loss samples each network keeps for its peer are cleaner than the data.",
+              Quantity(metric="label_precision", label="kept samples' precision"), ">", clean_rate("noisy labels"),
+              window=Window("fraction", 0.5, 1.0, "the second half of training (after the forget rate's ramp)")),
     )
 
     @dataclass

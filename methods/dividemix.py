@@ -29,6 +29,7 @@ from torch import Tensor
 from noisybench.core.seeding import derive_seed
 from noisybench.methods import dividemix_rules as rules
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView, TrainPass
+from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
 # Train_cifar.py: SGD(lr 0.02, momentum 0.9, weight_decay 5e-4), batch 64, lr /10 from epoch 150,
@@ -87,6 +88,14 @@ class DivideMix(Method):
             # The dividemix-paper protocol is Train_clothing1M.py's recipe already.
             "clothing1m": ({}, "Li et al. 2020, LiJunnan1992/DivideMix Train_clothing1M.py (protocol dividemix-paper)"),
         },
+    )
+
+    claims = (
+        Claim("division", "Li, Socher & Hoi, ICLR 2020, Sect. 3.1 (co-divide)",
+              "Its clean probability (a two-component GMM on the per-sample loss) separates clean from "
+              "mislabelled samples: the labelled set is cleaner than the data.",
+              Quantity(metric="net1_label_precision", label="net 1's labelled set"), ">", clean_rate("noisy labels"),
+              window=Window("fraction", 0.0, 1.0, "every epoch after the warm-up"), during="net1_label_precision"),
     )
 
     @dataclass

@@ -70,6 +70,7 @@ from torch import Tensor
 
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.claims import Claim, Quantity, Window
 from noisybench.methods.registry import register
 
 # ELR/config_cifar10_asym.json (and the paper's CIFAR-10 step schedule): SGD 0.02, momentum 0.9,
@@ -179,6 +180,15 @@ class ELR(Method):
         },
     )
 
+    claims = (
+        Claim("memorisation", "Liu et al., NeurIPS 2020, Fig. 1",
+              "It does not memorise the wrong labels that cross-entropy (standard) memorises: fewer mislabelled "
+              "samples are predicted as their wrong label.",
+              Quantity(metric="fit_weight_noisy", label="elr fits wrong labels"), "<",
+              Quantity(metric="fit_weight_noisy", method="standard", label="standard fits wrong labels"),
+              window=Window("fraction", 0.75, 1.0, "the last quarter of training")),
+    )
+
     @dataclass
     class Hparams:
         # Target momentum; None: the official config's -- 0.7 (config_cifar10.json; below 100 classes,
@@ -222,6 +232,9 @@ class ELR(Method):
         return StepOutput(
             loss=loss,
             relabelled={"target": targets.argmax(dim=1)},
+            # As standard logs it: fit_weight_noisy, the share of mislabelled samples predicted as their
+            # wrong label (memorisation; the paper's Fig. 1), for the claim against standard.
+            selected={"fit_": (logits.detach().argmax(dim=1) == batch.labels).float()},
             stats={"elr_reg": regulariser.detach(),
                    "target_agrees_label": (targets.argmax(dim=1) == batch.labels).float().mean()},
         )

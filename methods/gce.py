@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.claims import Claim, Quantity, Window
 from noisybench.methods.registry import register
 
 # GCE's recipe on CIFAR-10 (AlanChou/Truncated-Loss main.py and README): SGD 0.01, momentum 0.9,
@@ -92,6 +93,15 @@ class GCE(Method):
         },
     )
 
+    claims = (
+        Claim("pruning", "Zhang & Sabuncu, NeurIPS 2018, Sect. 3.3 (the truncated L_q loss)",
+              "What the truncation prunes (label probability below k) is noisier than what it keeps.",
+              Quantity(metric="pruned_label_precision", label="pruned samples' precision"), "<",
+              Quantity(metric="label_precision", label="kept samples' precision"),
+              window=Window("fraction", 0.0, 1.0, "every epoch after the first pruning"),
+              during="pruned_label_precision", needs=(("truncated", True),)),
+    )
+
     @dataclass
     class Hparams:
         q: float = 0.7  # paper Sect. 4 and the reference's TruncatedLoss(q=0.7)
@@ -163,7 +173,8 @@ class GCE(Method):
         if self.pruning_epoch_copy:
             loss = loss + zero_gradient_term(self.net)
         # Pruning weights as a selection: label_precision = share of clean labels among the kept.
-        return StepOutput(loss=loss, selected={"": weights})
+        # pruned_label_precision: the share of clean labels among the pruned (the truncation's claim).
+        return StepOutput(loss=loss, selected={"": weights, "pruned_": 1.0 - weights})
 
     def predict(self, images: Tensor) -> Tensor:
         return self.net(images)

@@ -10,6 +10,7 @@ from torch import Tensor
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
 from noisybench.methods.coteaching import COTEACHING_ORIGINAL
+from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 from noisybench.methods.selection import (
     check_schedule_hparams,
@@ -95,6 +96,19 @@ class JoCoR(Method):
                          "Wei et al. 2020, hongxin001/JoCoR main.py, model/cnn.py CNN (CIFAR-100: "
                          "epoch_decay_start 100)"),
         },
+    )
+
+    claims = (
+        Claim("selection", "Wei et al., CVPR 2020, Sect. 3 and the label-precision curves of Sect. 4",
+              "The small-loss samples its joint loss keeps are cleaner than the data.",
+              Quantity(metric="label_precision", label="kept samples' precision"), ">", clean_rate("noisy labels"),
+              window=Window("fraction", 0.5, 1.0, "the second half of training (after the forget rate's ramp)")),
+        Claim("agreement", "Wei et al., CVPR 2020, Sect. 3 (co-regularisation)",
+              "Its co-regularisation makes the two networks come to agree.",
+              Quantity(metric="net_disagreement", window=Window("fraction", 0.75, 1.0, "the last quarter"),
+                       label="disagreement, last quarter"), "<",
+              Quantity(metric="net_disagreement", window=Window("fraction", 0.0, 0.25, "the first quarter"),
+                       label="disagreement, first quarter")),
     )
 
     @dataclass

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.claims import ALL_EPOCHS, Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
 
@@ -150,6 +151,20 @@ class LEND(Method):
             "cifar100": (LEND_ORIGINAL, "Zhang et al. 2022, zhangchuang96/lend main.py, data/cifar.py, "
                                         "models/preact_resnet.py PreActResNet18 (CIFAR-100)"),
         },
+    )
+
+    claims = (
+        Claim("dilution", "Zhang et al., Machine Learning 2022, Sect. 1 and Fig. 4",
+              "Early in training, labels diluted over feature-space neighbours are more accurate than the "
+              "model's own predictions.",
+              Quantity(metric="diluted_label_acc", label="diluted labels"), ">",
+              Quantity(metric="model_pred_acc", label="model predictions"),
+              # The paper says "early stage" and names no epoch; its recipe drops the lr at half-way.
+              window=Window("fraction", 0.0, 0.25, "the first quarter of training (the paper's early stage)")),
+        Claim("selection", "Zhang et al., Machine Learning 2022, Sect. 4 (Eq. 6)",
+              "The samples its diluted labels keep are cleaner than the data.",
+              Quantity(metric="label_precision", label="kept samples' precision"), ">",
+              clean_rate("noisy labels' accuracy"), window=ALL_EPOCHS),
     )
 
     @dataclass

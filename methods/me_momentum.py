@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
 # main.py: MultiStepLR(milestones=[40, 80], gamma=0.1) in an n_epoch=100 round, i.e. at 40% and 80%.
@@ -122,6 +123,23 @@ class MeMomentum(Method):
                          "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py, networks/Resnet.py "
                          "ResNet34 (CIFAR-100)"),
         },
+    )
+
+    claims = (
+        Claim("extraction", "Bai & Liu, ICCV 2021, Sect. 3 (the inner rounds)",
+              "Its rounds extract more confident examples: the last inner round's confident set is larger "
+              "than the first's.",
+              Quantity(metric="confident_kept_fraction", window=Window("round", -1, 1, "the last inner round"),
+                       label="confident set, last round"), ">",
+              Quantity(metric="confident_kept_fraction", window=Window("round", 0, 1, "the first inner round"),
+                       label="confident set, first round"),
+              window=Window("fraction", 0.0, 1.0, "the inner rounds"), phase="inner"),
+        Claim("precision", "Bai & Liu, ICCV 2021, Sect. 3 (the inner rounds)",
+              "Extracting more does not cost precision: the last round's confident set is still cleaner "
+              "than the data.",
+              Quantity(metric="confident_label_precision", window=Window("round", -1, 1, "the last inner round"),
+                       label="confident precision, last round"), ">", clean_rate("noisy labels"),
+              window=Window("fraction", 0.0, 1.0, "the inner rounds"), phase="inner"),
     )
 
     @dataclass

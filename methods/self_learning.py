@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
 
@@ -61,6 +62,14 @@ def relabel_by_prototypes(features: Tensor, prototypes: Tensor, prototype_mask: 
 @register("self_learning")
 class SelfLearning(Method):
     """Deep Self-Learning (Han et al., ICCV 2019): prototype-corrected labels mixed into the loss."""
+
+    claims = (
+        Claim("correction", "Han, Luo & Wang, ICCV 2019, Table 2 (Clothing1M: 61.74% noisy, 74.38% after the "
+                            "first correction, 77.36% at the end)",
+              "Its prototype-corrected labels are more accurate than the noisy labels.",
+              Quantity(metric="corrected_acc", label="corrected labels"), ">", clean_rate("noisy labels"),
+              window=Window("fraction", 0.0, 1.0, "every epoch after the warm-up"), during="corrected_acc"),
+    )
 
     @dataclass
     class Hparams:

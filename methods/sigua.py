@@ -10,6 +10,7 @@ from torch import Tensor
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
 from noisybench.methods.coteaching import COTEACHING_ORIGINAL
+from noisybench.methods.claims import Claim, Quantity, Window
 from noisybench.methods.registry import register
 from noisybench.methods.selection import (
     check_schedule_hparams,
@@ -96,6 +97,15 @@ class SIGUA(Method):
             "cifar10": ({**COTEACHING_ORIGINAL, "model": "coteaching_cnn"},
                         "Han et al. 2020, bhanML/SIGUA main.py, model.py CNN (CIFAR-10)"),
         },
+    )
+
+    claims = (
+        Claim("ascent", "Han et al., ICML 2020, Sect. 3 (gradient ascent on the bad data)",
+              "What it ascends on (the large-loss samples) is mostly mislabelled.",
+              Quantity(metric="ascent_label_precision", label="ascended samples' precision"), "<",
+              Quantity(value=0.5, label="half"),
+              window=Window("fraction", 0.5, 1.0, "the second half of training (after the forget rate's ramp)"),
+              during="ascent_label_precision"),
     )
 
     @dataclass

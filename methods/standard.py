@@ -25,7 +25,10 @@ class Standard(Method):
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
         logits = self.net(batch.images)
         loss = F.cross_entropy(logits, batch.labels)
-        return StepOutput(loss=loss)
+        # Memorisation, scored by the trainer as a selection (no host sync, no number changes): the
+        # samples whose prediction equals their given label; fit_weight_noisy is the share of
+        # mislabelled samples predicted as their wrong label (ELR's Fig. 1, which elr's claim reads).
+        return StepOutput(loss=loss, selected={"fit_": (logits.detach().argmax(dim=1) == batch.labels).float()})
 
     def predict(self, images: Tensor) -> Tensor:
         return self.net(images)

@@ -1,5 +1,5 @@
 """Sub-commands for figures, reports and the store: `bench plot curves`, `bench plot tsne`,
-`bench classes`, `bench report`, `bench verify`.
+`bench classes`, `bench claims`, `bench report`, `bench verify`.
 
 Registered through bench.cli.COMMAND_MODULES.  Heavy imports (matplotlib, scikit-learn) happen
 inside the handlers, so `bench --help` and the other commands stay fast.
@@ -139,6 +139,59 @@ def add_significance_argument(p) -> None:
                         "gives every method the same noisy labels)")
 
 
+def cmd_claims(args) -> int:
+    from noisybench.results.claims import judge_store, load_trials
+    from noisybench.results.claims_report import render, write_figures
+
+    root = _results_dir(args.results)
+    trials = load_trials(root)
+    if not trials:
+        raise BenchError(f"no finished trials under {root}; run `bench run --results {root}` first")
+    if args.methods:
+        wanted = _split(args.methods)
+        known = {t.method for t in trials} | {t.base for t in trials}
+        unknown = [m for m in wanted if m not in known]
+        if unknown:
+            raise BenchError(f"--methods: {', '.join(unknown)} has no finished trial under {root}; "
+                             f"there are: {', '.join(sorted({t.method for t in trials}))}")
+        chosen = [t for t in trials if t.method in wanted or t.base in wanted]
+    else:
+        chosen = trials
+    if args.noise:
+        import noisybench.noise as noise
+
+        wanted = [noise.parse_noise(text).text for text in _split(args.noise)]
+        unknown = [n for n in wanted if n not in {t.noise for t in chosen}]
+        if unknown:
+            raise BenchError(f"--noise: {', '.join(unknown)} has no finished trial under {root}; "
+                             f"there are: {', '.join(sorted({t.noise for t in chosen}))}")
+        chosen = [t for t in chosen if t.noise in wanted]
+    figures = None
+    if args.figures:
+        figures = Path(args.figures)
+        if not figures.is_dir():
+            raise BenchError(f"--figures {args.figures}: not a directory; create it first")
+    # Judged among all trials, so that a claim against another method (ELR's against standard)
+    # finds that method's trials even when --methods leaves them out of the table.
+    chosen_cells = {(t.dataset, t.protocol, t.noise, t.method) for t in chosen}
+    judgements = [j for j in judge_store(trials) if (j.dataset, j.protocol, j.noise, j.method) in chosen_cells]
+    if not judgements:
+        raise BenchError(f"none of the chosen trials under {root} is of a method with claims; methods with claims: "
+                         + ", ".join(_methods_with_claims()))
+    print(render(judgements, args.format), end="")
+    if figures is not None:
+        for path in write_figures(judgements, trials, figures, dpi=args.dpi):
+            print(f"wrote {path}")
+    return 0
+
+
+def _methods_with_claims() -> list[str]:
+    from noisybench.methods import method_names
+    from noisybench.methods.registry import get_method
+
+    return [n for n in method_names() if get_method(n).claims]
+
+
 def register_commands(subparsers) -> None:
     plot = subparsers.add_parser("plot", help="figures: learning curves, t-SNE of saved features")
     figures = plot.add_subparsers(dest="figure", metavar="FIGURE", parser_class=type(plot))
@@ -183,6 +236,17 @@ def register_commands(subparsers) -> None:
     p.add_argument("--repair", action="store_true",
                    help="move each damaged trial to <results>/.damaged/ so that the next bench run trains it again")
     p.set_defaults(handler=cmd_verify)
+
+    p = subparsers.add_parser("claims", help="each method's own paper claim (its mechanism) tested on the logged "
+                                             "metrics: holds, fails, mixed or untested, per noise setting")
+    p.add_argument("--results", default="runs")
+    p.add_argument("--methods", default=None, help="only these methods (comma-separated)")
+    p.add_argument("--noise", default=None, help="only these noise settings (comma-separated)")
+    p.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="also draw one figure per claim into DIR (the two quantities over epochs, seeds as bands)")
+    p.add_argument("--dpi", type=int, default=100, help="resolution of the figures (300 for print)")
+    p.set_defaults(handler=cmd_claims)
 
     p = subparsers.add_parser("report", help="one Markdown page: tables, figures, trial counts, protocols")
     p.add_argument("--results", default="runs")
