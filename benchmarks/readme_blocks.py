@@ -88,7 +88,9 @@ BLOCKS: list[Block] = [
           intro="Real Fashion-MNIST, a few rows of the grid in methods/README.md: "),
     Block("fmnist-grid", METHODS, FMNIST_GRID),
     Block("fmnist-timing", METHODS, FMNIST_GRID, show="timing",
-          intro="What the grid cost, two trials at a time on the 2 cores: "),
+          intro="What the grid cost, two trials at a time on the 2 cores, while other jobs (test runs, other "
+                "trainings) shared them: the seconds are longer than a quiet machine's, where standard's epoch "
+                "takes about 1.2 s, and a sweep interrupted once and resumed: "),
     Block("fmnist-figure", METHODS, FMNIST_GRID, show="stdout",
           intro="The learning curves of the same trials: ",
           command="bench plot curves --results runs --out {repo}/results/figures/curves_fashion_mnist.png"),
