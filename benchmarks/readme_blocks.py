@@ -85,7 +85,8 @@ BLOCKS: list[Block] = [
           epochs=(11, 50, 100)),
     Block("phase-methods", METHODS, "--methods standard,me_momentum,self_learning --noise sym:0.4 --seeds 3"),
     Block("fmnist-headline", "README.md", FMNIST_GRID, methods=("standard", "coteaching", "jocor", "dividemix"),
-          intro="Real Fashion-MNIST, a few rows of the grid in methods/README.md: "),
+          intro="Real Fashion-MNIST, four rows of the 11-method grid in methods/README.md (bold and † compare "
+                "these four rows only): "),
     Block("fmnist-grid", METHODS, FMNIST_GRID),
     Block("fmnist-timing", METHODS, FMNIST_GRID, show="timing",
           intro="What the grid cost, two trials at a time on the 2 cores, while other jobs (test runs, other "
