@@ -25,6 +25,7 @@ class Block:
     metrics: tuple[str, ...] = ()  # epochs: the metrics shown
     epochs: tuple[int, ...] = ()  # epochs: the epochs shown
     command: str = ""  # stdout: the bench command whose output is shown
+    indent: bool = True  # stdout: as a code block; False where the command prints Markdown, shown as such
     measured: bool = True  # False: nothing is trained (a fabricated store), so no machine is named
 
 
@@ -96,7 +97,7 @@ BLOCKS: list[Block] = [
           intro="The learning curves of the same trials: ",
           command="bench plot curves --results runs --out {repo}/results/figures/curves_fashion_mnist.png"),
     Block("fmnist-claims", METHODS, FMNIST_GRID, show="stdout",
-          intro="Each method's own claim on the same trials: ", command="bench claims --results runs"),
+          intro="Each method's own claim on the same trials: ", command="bench claims --results runs", indent=False),
     Block("fmnist-claims-figure", METHODS, FMNIST_GRID, show="stdout",
           intro="LEND's dilution claim drawn as its paper's Fig. 4 (the figure below): ",
           command="bench claims --results runs --methods lend --noise sym:0.5,pair:0.45 --format csv "

@@ -69,7 +69,7 @@ def classes(block, trials: pd.DataFrame, store: Path) -> str:
 def command_output(block, bench, prepare=None) -> str:
     """The output of the last of ``block.command``'s steps (joined by ``&&``; ``{dir}`` is a fresh
     directory they run in; a step starting ``python`` runs with this interpreter), indented as a code
-    block, with the directory shortened so that the README does not name a temporary folder (nor this
+    block unless ``block.indent`` is False (a command that prints Markdown), with the directory shortened so that the README does not name a temporary folder (nor this
     checkout's path)."""
     with tempfile.TemporaryDirectory() as folder:
         if prepare is not None:
@@ -86,6 +86,8 @@ def command_output(block, bench, prepare=None) -> str:
         text = text.replace(folder, "/path/to/checkout")
     text = text.replace(f"{REPO}/", "")  # a file written into the repository, named as the README's reader has it
     text = re.sub(r"\n{3,}", "\n\n", text.strip("\n"))
+    if not block.indent:
+        return text + "\n"
     return "\n".join(("    " + line) if line else "" for line in text.splitlines()) + "\n"
 
 
