@@ -69,8 +69,8 @@ def classes(block, trials: pd.DataFrame, store: Path) -> str:
 def command_output(block, bench, prepare=None) -> str:
     """The output of the last of ``block.command``'s steps (joined by ``&&``; ``{dir}`` is a fresh
     directory they run in; a step starting ``python`` runs with this interpreter), indented as a code
-    block unless ``block.indent`` is False (a command that prints Markdown), with the directory shortened so that the README does not name a temporary folder (nor this
-    checkout's path)."""
+    block unless ``block.indent`` is False (a command that prints Markdown), with the directory
+    shortened so that the README does not name a temporary folder (nor this checkout's path)."""
     with tempfile.TemporaryDirectory() as folder:
         if prepare is not None:
             prepare(Path(folder))
