@@ -65,15 +65,5 @@ def load_fashion_mnist(root: Path, download: bool = False) -> Dataset:
     if download and not has_files(root / FASHION_MNIST_DIR) and not has_files(DEBIAN_DIR):
         idx.torchvision_download(root, "FashionMNIST", RELEASE, FASHION_MNIST_URL)
     directory = find_directory(root)
-    train_images, train_labels = read_split(directory, "train")
-    test_images, test_labels = read_split(directory, "test")
-    return Dataset(
-        name="fashion-mnist",
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
-        class_names=CLASS_NAMES,
-        asym_map=None,  # no published class map for Fashion-MNIST's asym noise (noise/README.md)
-        extras={"source": str(directory)},
-    )
+    # No asym_map: no published class map for Fashion-MNIST's asym noise (noise/README.md).
+    return idx.load_release(RELEASE, directory, CLASS_NAMES)

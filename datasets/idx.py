@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from noisybench.datasets.readers import DamagedDataError, damaged_error, missing_error
+from noisybench.datasets.registry import Dataset
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)
@@ -141,6 +142,15 @@ def read_split(release: IdxRelease, others: tuple[IdxRelease, ...], directory: P
         raise damaged_error(release.title, labels_path, f"label {labels.max()} outside 0..9", release.how_to_get)
     check_label_counts(release, labels_path, split, labels)
     return images[:, None, :, :], labels
+
+
+def load_release(release: IdxRelease, directory: Path, class_names: tuple[str, ...],
+                 asym_map: dict[int, int] | None = None) -> Dataset:
+    """Both splits of ``release`` read from ``directory`` (each file identified) as its Dataset."""
+    train_images, train_labels = read_split(release, others(release), directory, "train")
+    test_images, test_labels = read_split(release, others(release), directory, "test")
+    return Dataset(name=release.name, train_images=train_images, train_labels=train_labels,
+                   test_images=test_images, test_labels=test_labels, class_names=class_names, asym_map=asym_map)
 
 
 # ----------------------------------------------------------------------------- the two releases

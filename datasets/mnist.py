@@ -49,14 +49,5 @@ def load_mnist(root: Path, download: bool = False) -> Dataset:
     directory = root / MNIST_DIR
     if download:
         idx.torchvision_download(root, "MNIST", RELEASE, MNIST_URL)
-    train_images, train_labels = read_split(directory, "train")
-    test_images, test_labels = read_split(directory, "test")
-    return Dataset(
-        name="mnist",
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
-        class_names=tuple(str(d) for d in range(10)),
-        asym_map=dict(MNIST_ASYM_MAP),  # Patrini et al. (2017): 2->7, 3->8, 5<->6, 7->1
-    )
+    # Patrini et al. (2017): 2->7, 3->8, 5<->6, 7->1
+    return idx.load_release(RELEASE, directory, tuple(str(d) for d in range(10)), dict(MNIST_ASYM_MAP))
