@@ -125,3 +125,11 @@ class Claim:
 
 def clean_rate(label: str = "") -> Quantity:
     return Quantity(baseline="clean_rate", label=label)
+
+
+def memorisation_selection(logits, labels) -> dict:
+    """The ``fit_`` selection standard and ELR report for ELR's memorisation claim: the samples whose
+    prediction equals their given label, scored by the trainer's epoch meter like any selection
+    (``fit_weight_noisy``: the share of mislabelled samples fitted to their wrong label).  Detached,
+    on the device: no host sync, and nothing the step trains on changes."""
+    return {"fit_": (logits.detach().argmax(dim=1) == labels).float()}

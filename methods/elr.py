@@ -70,7 +70,7 @@ from torch import Tensor
 
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
-from noisybench.methods.claims import Claim, Quantity, Window
+from noisybench.methods.claims import Claim, Quantity, Window, memorisation_selection
 from noisybench.methods.registry import register
 
 # ELR/config_cifar10_asym.json (and the paper's CIFAR-10 step schedule): SGD 0.02, momentum 0.9,
@@ -234,7 +234,7 @@ class ELR(Method):
             relabelled={"target": targets.argmax(dim=1)},
             # As standard logs it: fit_weight_noisy, the share of mislabelled samples predicted as their
             # wrong label (memorisation; the paper's Fig. 1), for the claim against standard.
-            selected={"fit_": (logits.detach().argmax(dim=1) == batch.labels).float()},
+            selected=memorisation_selection(logits, batch.labels),
             stats={"elr_reg": regulariser.detach(),
                    "target_agrees_label": (targets.argmax(dim=1) == batch.labels).float().mean()},
         )

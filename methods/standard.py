@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.methods.base import Batch, Method, MethodContext, StepOutput
+from noisybench.methods.claims import memorisation_selection
 from noisybench.methods.registry import register
 
 
@@ -28,7 +29,7 @@ class Standard(Method):
         # Memorisation, scored by the trainer as a selection (no host sync, no number changes): the
         # samples whose prediction equals their given label; fit_weight_noisy is the share of
         # mislabelled samples predicted as their wrong label (ELR's Fig. 1, which elr's claim reads).
-        return StepOutput(loss=loss, selected={"fit_": (logits.detach().argmax(dim=1) == batch.labels).float()})
+        return StepOutput(loss=loss, selected=memorisation_selection(logits, batch.labels))
 
     def predict(self, images: Tensor) -> Tensor:
         return self.net(images)
