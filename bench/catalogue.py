@@ -60,10 +60,10 @@ def plugins_installed() -> bool:
 
 
 def builtin_protocols() -> dict[str, str]:
-    """Protocol name -> its one line: the ``PROTOCOLS`` literal of bench/protocols.py."""
-    tree = ast.parse((Path(__file__).parent / "protocols.py").read_text())
+    """Protocol name -> its one line: the ``PROTOCOLS`` literal of bench/trainer/protocols.py."""
+    tree = ast.parse((Path(__file__).parent / "trainer" / "protocols.py").read_text())
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
         if getattr(target, "id", None) == "PROTOCOLS":
             return ast.literal_eval(node.value)
-    raise LookupError("bench/protocols.py has no PROTOCOLS literal")
+    raise LookupError("bench/trainer/protocols.py has no PROTOCOLS literal")

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Callable
 
-from noisybench.bench.protocols import resolve_recipe
+from noisybench.bench.trainer.protocols import resolve_recipe
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.core.spec import TrialSpec

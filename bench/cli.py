@@ -17,7 +17,7 @@ import noisybench.bench.speed.command as speed_commands
 import noisybench.datasets.commands as data_commands
 import noisybench.results.commands as results_commands
 import noisybench.slurm.commands as slurm_commands
-from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
+from noisybench.bench.trainer.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 from noisybench.bench.sweep_file import apply_sweep_file
 from noisybench.core.errors import BenchError
 from noisybench.results.paths import check_results_path
@@ -246,7 +246,7 @@ def cmd_list(args) -> int:
     from noisybench.bench import catalogue
 
     if catalogue.plugins_installed():  # only a plugin's code knows what it registers: import everything
-        from noisybench.bench.protocols import PROTOCOLS
+        from noisybench.bench.trainer.protocols import PROTOCOLS
         from noisybench.methods import describe_methods
         from noisybench.methods.networks import describe_models
 

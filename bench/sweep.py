@@ -14,7 +14,7 @@ from typing import Iterable
 
 import noisybench.datasets as datasets
 import noisybench.noise as noise
-from noisybench.bench.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
+from noisybench.bench.trainer.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method

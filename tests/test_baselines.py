@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisybench.bench.protocols import resolve_recipe
+from noisybench.bench.trainer.protocols import resolve_recipe
 from noisybench.bench.trainer.optim import lr_and_beta1
 from noisybench.core.errors import BenchError
 from noisybench.methods import build_method

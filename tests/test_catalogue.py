@@ -12,7 +12,7 @@ import pytest
 
 from noisybench.bench import catalogue
 from noisybench.bench.cli import main
-from noisybench.bench.protocols import PROTOCOLS
+from noisybench.bench.trainer.protocols import PROTOCOLS
 from noisybench.methods import describe_methods
 from noisybench.methods.networks import describe_models
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from noisybench.bench.cli import main
-from noisybench.bench.protocols import PROTOCOLS, resolve_recipe
+from noisybench.bench.trainer.protocols import PROTOCOLS, resolve_recipe
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import method_names
 

@@ -243,7 +243,7 @@ def test_causalnl_recipe_trains_and_tests_on_transposed_images(tmp_path, release
     to both splits under causalnl-paper, and to neither under quick."""
     import torch
 
-    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.protocols import resolve_recipe
     from noisybench.bench.trainer.data import DeviceData
 
     releases(fashion_digests=digests(fabricate(tmp_path / "FashionMNIST" / "raw")))

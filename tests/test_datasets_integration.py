@@ -17,7 +17,7 @@ import torch
 
 import noisybench.datasets as datasets
 from noisybench.bench.cli import main
-from noisybench.bench.protocols import IMAGENET_MEAN_STD, default_protocol, resolve_recipe
+from noisybench.bench.trainer.protocols import IMAGENET_MEAN_STD, default_protocol, resolve_recipe
 from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError

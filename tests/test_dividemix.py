@@ -173,7 +173,7 @@ def test_fill_hparams_per_dataset_and_noise_and_never_over_an_override():
 
 
 def test_original_recipes():
-    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.protocols import resolve_recipe
 
     c10 = resolve_recipe("original", "cifar10", "dividemix")
     assert (c10.model, c10.optimizer, c10.lr, c10.momentum, c10.weight_decay, c10.batch_size) == (

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisybench.bench.protocols import resolve_recipe
+from noisybench.bench.trainer.protocols import resolve_recipe
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec

@@ -106,7 +106,7 @@ def test_lend_solves_in_fp32_under_cpu_autocast():
 
 def test_a_torch_without_fused_kernels_is_told_in_one_line(monkeypatch):
     """Older torch builds lack fused optimisers on some devices: a one-line error naming the fix."""
-    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.protocols import resolve_recipe
     from noisybench.bench.trainer.optim import build_optimizer
 
     class OldSGD(torch.optim.SGD):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisybench.bench.protocols import resolve_recipe
+from noisybench.bench.trainer.protocols import resolve_recipe
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
@@ -287,7 +287,7 @@ def test_original_trains_as_the_official_code_on_cifar(dataset):
 
 @pytest.mark.parametrize("dataset", ["digits", "mnist", "animal10n"])
 def test_original_elsewhere_keeps_the_default_protocol(dataset):
-    from noisybench.bench.protocols import default_protocol
+    from noisybench.bench.trainer.protocols import default_protocol
 
     assert resolve_recipe("original", dataset, "lend") == resolve_recipe(default_protocol(dataset), dataset, "lend")
 

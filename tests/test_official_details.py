@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from noisybench.bench.checks import recipe_changes
-from noisybench.bench.protocols import PROTOCOLS, RECIPE_FIELDS_ADDED, resolve_recipe
+from noisybench.bench.trainer.protocols import PROTOCOLS, RECIPE_FIELDS_ADDED, resolve_recipe
 from noisybench.bench.trainer.evaluate import balanced_accuracy
 from noisybench.bench.trainer.loop import Trainer, epoch_batches
 from noisybench.bench.trainer.optim import lr_and_beta1

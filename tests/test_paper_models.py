@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from noisybench.bench.cli import main
-from noisybench.bench.protocols import check_recipe_fits_dataset, original_recipes, resolve_recipe
+from noisybench.bench.trainer.protocols import check_recipe_fits_dataset, original_recipes, resolve_recipe
 from noisybench.core.errors import BenchError
 from noisybench.methods.networks import build_model, check_model_fits, min_image_side
 from noisybench.methods.networks.backbones import resnet34

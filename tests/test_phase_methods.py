@@ -265,7 +265,7 @@ def test_tables_show_own_beside_selected_with_the_seeds_behind_it():
 
 
 def test_original_protocol_gives_me_momentum_its_own_optimiser():
-    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.protocols import resolve_recipe
 
     cifar = resolve_recipe("original", "cifar10", "me_momentum")
     assert (cifar.optimizer, cifar.lr, cifar.momentum, cifar.weight_decay, cifar.batch_size) == ("sgd", 0.01, 0.9, 1e-4, 128)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from noisybench.bench.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
+from noisybench.bench.trainer.arithmetic_flags import add_arithmetic_arguments, arithmetic_options
 from noisybench.bench.speed.options import (
     CIFAR_TRAIN_SIZE,
     COMPILE_MODES,

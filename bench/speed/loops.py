@@ -123,7 +123,7 @@ class ReferenceLoop:
 
     def __init__(self, options: SpeedOptions, dataset, device: torch.device, mean: torch.Tensor,
                  std: torch.Tensor):
-        from noisybench.bench.protocols import resolve_recipe
+        from noisybench.bench.trainer.protocols import resolve_recipe
         from noisybench.methods.networks import build_model
 
         self.device = device

@@ -102,7 +102,7 @@ def describe_device(device: torch.device) -> str:
 
 def run_speed(options: SpeedOptions, echo=None) -> dict:
     """Measure everything ``options`` asks for and return the machine-readable result."""
-    from noisybench.bench.protocols import resolve_recipe
+    from noisybench.bench.trainer.protocols import resolve_recipe
 
     options, device = resolve_options(options)
     recipe = resolve_recipe(options.protocol, options.shape, options.methods[0], model=options.model,

@@ -61,7 +61,7 @@ def resolve_options(options: SpeedOptions) -> tuple[SpeedOptions, torch.device]:
     import torch
 
     import noisybench.noise as noise
-    from noisybench.bench.protocols import check_protocol_name
+    from noisybench.bench.trainer.protocols import check_protocol_name
     from noisybench.bench.trainer.device import resolve_device
     from noisybench.methods import get_method
     from noisybench.methods.networks import check_model_name

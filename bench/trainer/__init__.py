@@ -10,7 +10,17 @@
     records.py   spec.json's provenance and the feature snapshots
     loop.py      the epoch loop with its checkpoints and resume
     trial.py     run_trial: one trial into the store, failures recorded -- what every launcher runs
-"""
-from noisybench.bench.trainer.trial import run_trial
+    protocols.py the named recipes (torch-free: `bench --help` and `bench list` read them)
+    arithmetic_flags.py  the command-line flags of the arithmetic (torch-free)
 
+``run_trial`` is imported on first use, so that the torch-free modules above load without torch.
+"""
 __all__ = ["run_trial"]
+
+
+def __getattr__(name: str):
+    if name == "run_trial":
+        from noisybench.bench.trainer.trial import run_trial
+
+        return run_trial
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from noisybench.bench.arithmetic_flags import MEMORY_FORMATS, PRECISIONS
+from noisybench.bench.trainer.arithmetic_flags import MEMORY_FORMATS, PRECISIONS
 from noisybench.core.errors import BenchError
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisybench.bench.protocols import Recipe, check_recipe_fits_dataset
+from noisybench.bench.trainer.protocols import Recipe, check_recipe_fits_dataset
 from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.device import single_threaded_on_cpu
 from noisybench.core.errors import BenchError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from noisybench.bench.protocols import Recipe
+from noisybench.bench.trainer.protocols import Recipe
 from noisybench.core.errors import BenchError
 
 

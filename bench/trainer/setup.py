@@ -8,7 +8,7 @@ from torch import nn
 
 import noisybench.datasets as datasets
 import noisybench.noise as noise
-from noisybench.bench.protocols import Recipe, resolve_recipe
+from noisybench.bench.trainer.protocols import Recipe, resolve_recipe
 from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.data import DeviceData, split_validation
 from noisybench.core.errors import BenchError
