@@ -5,20 +5,17 @@ another process holds (named; the launchers wait for them).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from typing import Callable
 
-from noisybench.bench.trainer.protocols import resolve_recipe
+from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, INCOMPLETE
-from noisybench.core.spec import TrialSpec
-from noisybench.methods.registry import resolve_hparams
 from noisybench.results.integrity import damage, move_aside_if_damaged, verify_done
 from noisybench.results.lease import live_holder
 from noisybench.results.store import DamagedTrial, TrialStore
-from noisybench.slurm.job import TrialFunction, run_once_free
+from noisybench.results.trial_function import TrialFunction, run_once_free
 
 
 def recipe_changes(stored: dict, current: dict) -> list[str]:
@@ -27,7 +24,7 @@ def recipe_changes(stored: dict, current: dict) -> list[str]:
     return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
 
 
-def stored_records(specs: list[TrialSpec], store: TrialStore) -> list[tuple[TrialSpec, dict]]:
+def stored_records(specs: list[ResolvedTrial], store: TrialStore) -> list[tuple[ResolvedTrial, dict]]:
     """(spec, spec.json) of every done or incomplete trial whose record can be read (a damaged one
     is dealt with by :func:`pending_trials`)."""
     out = []
@@ -41,31 +38,30 @@ def stored_records(specs: list[TrialSpec], store: TrialStore) -> list[tuple[Tria
     return out
 
 
-def current_hparams(spec: TrialSpec, recipe, record: dict) -> dict:
-    """The hyperparameters the spec trains with today (methods/registry.resolve_hparams), for the
-    dataset and noise facts its record holds (kind, nominal rate, number of classes)."""
-    noise = record.get("noise") or {}
-    hparams, _ = resolve_hparams(spec.method, dict(spec.hparams), dict(recipe.method_hparams), spec.dataset,
-                                 spec.protocol, noise.get("kind", spec.noise.split(":")[0]), noise.get("nominal_rate"),
-                                 noise.get("num_classes"))
-    return dataclasses.asdict(hparams)
+def hparam_changes(stored: dict, trial: ResolvedTrial) -> list[str]:
+    """'name: old -> new' for every resolved hyperparameter that differs from the stored record's.
+
+    A record written before a default was filled ahead of hashing holds None where today's
+    resolution fills a value (Co-teaching's forget rate was taken from the noise rate inside the
+    method then): the method filled the same value from the same facts, so it is not a change."""
+    filled_now = set(trial.hparam_sources)
+    stored = {k: v for k, v in stored.items() if not (v is None and k in filled_now)}
+    current = {k: v for k, v in trial.hparams_json().items() if k in stored or k not in filled_now}
+    return recipe_changes(stored, current)
 
 
-def check_stored_recipes(specs: list[TrialSpec], store: TrialStore) -> None:
+def check_stored_recipes(trials: list[ResolvedTrial], store: TrialStore) -> None:
     """Refuse to skip or resume a trial that was trained with another recipe, or other resolved
-    hyperparameters, than its spec gives now (a protocol or a method's default changed between
-    versions): the directory name hashes the spec, not what it resolved to, so such a trial would
-    be counted beside new ones as if it were alike."""
+    hyperparameters, than it resolves to now (a protocol or a method's default changed between
+    versions): the directory name hashes the spec, not everything it resolves to, so such a trial
+    would be counted beside new ones as if it were alike."""
     stale = []
-    for spec, record in stored_records(specs, store):
-        recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model, epochs=spec.epochs,
-                                batch_size=spec.batch_size)
-        changes = recipe_changes(record["recipe"], recipe.to_json()) if record.get("recipe") is not None else []
+    for trial, record in stored_records(trials, store):
+        changes = recipe_changes(record["recipe"], trial.recipe.to_json()) if record.get("recipe") is not None else []
         if record.get("hparams") is not None:
-            changes += [f"{spec.method}.{c}" for c in recipe_changes(record["hparams"],
-                                                                      current_hparams(spec, recipe, record))]
+            changes += [f"{trial.method}.{c}" for c in hparam_changes(record["hparams"], trial)]
         if changes:
-            stale.append((store.trial(spec), changes))
+            stale.append((store.trial(trial), changes))
     if stale:
         trial, changes = stale[0]
         more = f" (and {len(stale) - 1} more trial(s) like it)" if len(stale) > 1 else ""
@@ -86,7 +82,7 @@ def label_file_sha256(path) -> str | None:
     return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i8").tobytes()).hexdigest()
 
 
-def check_label_files(specs: list[TrialSpec], store: TrialStore) -> None:
+def check_label_files(specs: list[ResolvedTrial], store: TrialStore) -> None:
     """Refuse to skip or resume a `file:` trial whose label file changed since it was trained: its
     directory name holds the file's path, not its contents."""
     for spec, record in stored_records(specs, store):
@@ -100,7 +96,7 @@ def check_label_files(specs: list[TrialSpec], store: TrialStore) -> None:
                              "to train it on the new labels")
 
 
-def set_aside_damaged(specs: list[TrialSpec], results_root, echo: Callable[[str], None]) -> None:
+def set_aside_damaged(specs: list[ResolvedTrial], results_root, echo: Callable[[str], None]) -> None:
     """Name each finished trial of ``specs`` that fails results/integrity.py's checks and move it
     aside to <results>/.damaged/, so that it is trained again instead of skipped (or counted)."""
     store = TrialStore(results_root)
@@ -114,8 +110,8 @@ def set_aside_damaged(specs: list[TrialSpec], results_root, echo: Callable[[str]
             echo(f"{moved[0]}: moved aside to {moved[1]}; it is trained again")
 
 
-def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], None],
-                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[TrialSpec], int]:
+def pending_trials(specs: list[ResolvedTrial], results_root, echo: Callable[[str], None],
+                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[ResolvedTrial], int]:
     """The trials not yet done, and how many were skipped (said once, for every launcher).
 
     A finished trial is skipped only when it passes results/integrity.py's checks; a damaged one
@@ -141,14 +137,14 @@ def pending_trials(specs: list[TrialSpec], results_root, echo: Callable[[str], N
     return todo, skipped
 
 
-def finish_held(held: list[TrialSpec], results_root, trial_fn: TrialFunction, trial_kwargs: dict):
+def finish_held(held: list[ResolvedTrial], results_root, trial_fn: TrialFunction, trial_kwargs: dict):
     """Wait for each trial another process holds; train it here if that process left it unfinished.
     Yields (spec, summary) as each one ends."""
     for spec in held:
         yield spec, run_once_free(trial_fn, spec, results_root, trial_kwargs)
 
 
-def describe_trials(specs: list[TrialSpec], results_root) -> str:
+def describe_trials(specs: list[ResolvedTrial], results_root) -> str:
     """`bench run --dry-run`: each trial of the sweep and what the store holds of it, then the counts."""
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)  # a stale trial is not "done": say so now, as the run would

@@ -153,7 +153,7 @@ def table_options(args, results: str):
 
 def cmd_run(args) -> int:
     from noisybench.bench.launch import Launch, run_sweep
-    from noisybench.bench.sweep import build_specs, parse_feature_epochs
+    from noisybench.bench.sweep import build_trials, parse_feature_epochs
 
     started = time.perf_counter()
     apply_sweep_file(args, args.run_parser, args.argv)
@@ -167,23 +167,23 @@ def cmd_run(args) -> int:
     if args.trials_per_gpu > 1 and options.launcher != "inline":
         raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
                          f"drop it for --launcher {options.launcher}")
-    specs = build_specs(sweep_request(args))
-    feature_epochs = parse_feature_epochs(args.save_features, specs)
+    trials = build_trials(sweep_request(args))  # resolved once: everything after reads these
+    feature_epochs = parse_feature_epochs(args.save_features, trials)
     if args.dry_run:
         from noisybench.bench.checks import describe_trials
 
-        print(describe_trials(specs, args.results))
+        print(describe_trials(trials, args.results))
         return 0
     # The same trial-function arguments for every launcher: every launcher runs the same function.
     launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, trial_kwargs=dict(
         device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
         feature_epochs=feature_epochs, **arithmetic_options(args)))
-    counts = run_sweep(specs, args.results, launch)
+    counts = run_sweep(trials, args.results, launch)
     if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
         return 0
     print()
-    print_table(args.results, "markdown", specs, test=args.test)
-    print(f"\nresults in {Path(args.results).resolve()} ({len(specs)} trials); the sweep took "
+    print_table(args.results, "markdown", trials, test=args.test)
+    print(f"\nresults in {Path(args.results).resolve()} ({len(trials)} trials); the sweep took "
           f"{time.perf_counter() - started:.1f} s; again with: bench table --results {args.results}")
     # A trial handed over to another process (which finished it) is neither this run's nor a failure.
     from noisybench.core.layout import DONE, HANDED_OVER

@@ -29,17 +29,22 @@ from noisybench.bench.packing import process_devices, run_trials_packed
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.layout import FAILED, HANDED_OVER, HELD
-from noisybench.core.spec import TrialSpec
+from noisybench.bench.trainer.resolve import ResolvedTrial, as_resolved
 from noisybench.results.integrity import warn
 from noisybench.results.paths import others_can_write
 from noisybench.results.store import TrialStore
 from noisybench.results.summary import format_progress
-from noisybench.slurm.job import TrialFunction
+from noisybench.results.trial_function import TrialFunction
 from noisybench.slurm.launcher import launch_trials
 from noisybench.slurm.options import LaunchOptions
 from noisybench.slurm.submission import job_folders
 
 Counts = dict[str, int]
+
+
+def resolved_all(trials: list, data_root=None) -> list[ResolvedTrial]:
+    """The sweep's resolved trials as they are; bare TrialSpecs (built by hand) resolved once, here."""
+    return [as_resolved(trial, data_root=data_root) for trial in trials]
 
 
 def tally(counts: Counts, summary: dict) -> None:
@@ -50,7 +55,7 @@ def tally(counts: Counts, summary: dict) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def after_waiting(spec: TrialSpec, summary: dict, handed: dict[str, str]) -> dict:
+def after_waiting(spec: ResolvedTrial, summary: dict, handed: dict[str, str]) -> dict:
     """The summary of a trial waited for: one this sweep handed over and the taker finished (the
     trial function skipped it as done) stays handed over."""
     if spec.dirname in handed and summary.get("skipped"):
@@ -94,7 +99,7 @@ class Launch:
         return self.options.launcher
 
 
-def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction = run_trial, device=None,
+def run_inline(specs: list[ResolvedTrial], results_root, *, trial_fn: TrialFunction = run_trial, device=None,
                data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
                feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
     """Run the trials not yet done, one after another, in this process.
@@ -102,7 +107,7 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
     ``feature_epochs``: save the training set's penultimate features after these epochs
     (``bench run --save-features``).  ``settings``: the trial function's arithmetic run settings
     (memory_format, fused, autotune: bench/trainer/arithmetic.py)."""
-    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
+    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
@@ -132,7 +137,7 @@ def run_inline(specs: list[TrialSpec], results_root, *, trial_fn: TrialFunction 
     return counts
 
 
-def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, trial_fn: TrialFunction = run_trial,
+def run_packed(specs: list[ResolvedTrial], results_root, *, trials_per_gpu: int, trial_fn: TrialFunction = run_trial,
                device=None, data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
                feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
     """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
@@ -141,7 +146,7 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
     One trial of a small model cannot fill a large GPU; several can (`bench speed --pack` measures
     how much that gains).  Same counts and progress lines as run_inline, in the order trials end.
     """
-    todo, skipped = pending_trials(specs, results_root, echo, feature_epochs)
+    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     started = time.perf_counter()
@@ -171,19 +176,20 @@ def run_packed(specs: list[TrialSpec], results_root, *, trials_per_gpu: int, tri
     return counts
 
 
-def _inline(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
+def _inline(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
     return run_inline(specs, results_root, trial_fn=trial_fn, echo=launch.echo, **launch.trial_kwargs)
 
 
-def _packed(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
+def _packed(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
     return run_packed(specs, results_root, trials_per_gpu=launch.trials_per_gpu, trial_fn=trial_fn,
                       echo=launch.echo, **launch.trial_kwargs)
 
 
-def _submitit(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
+def _submitit(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
     # The job folder first: a folder others can write is refused before anything is moved or written.
     job_folders(results_root, launch.options)
     # What inline and packed check in pending_trials; the submitit launcher counts its own skips.
+    specs = resolved_all(specs, launch.trial_kwargs.get("data_root"))
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)
     check_label_files(specs, store)
@@ -192,7 +198,7 @@ def _submitit(specs: list[TrialSpec], results_root, trial_fn: TrialFunction, lau
 
 
 # name -> entry(specs, results_root, trial_fn, launch) -> final counts per state (None: not waited for)
-LAUNCHERS: dict[str, Callable[[list[TrialSpec], object, TrialFunction, Launch], Counts | None]] = {
+LAUNCHERS: dict[str, Callable[[list[ResolvedTrial], object, TrialFunction, Launch], Counts | None]] = {
     "inline": _inline,
     "packed": _packed,
     "local": _submitit,
@@ -200,7 +206,7 @@ LAUNCHERS: dict[str, Callable[[list[TrialSpec], object, TrialFunction, Launch], 
 }
 
 
-def run_sweep(specs: list[TrialSpec], results_root, launch: Launch,
+def run_sweep(specs: list[ResolvedTrial], results_root, launch: Launch,
               trial_fn: TrialFunction = run_trial) -> Counts | None:
     """Run ``specs`` with the launcher ``launch`` names; each entry first checks the stored trials
     (recipes, label files, damaged ones) once."""

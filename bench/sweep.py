@@ -15,12 +15,14 @@ from typing import Iterable
 import noisybench.datasets as datasets
 import noisybench.noise as noise
 from noisybench.bench.trainer.protocols import check_protocol_name, check_recipe_fits_dataset, default_protocol, resolve_recipe
+from noisybench.bench.trainer.resolve import ResolvedTrial, resolve_with
 from noisybench.core.errors import BenchError
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import build_hparams, get_method
+from noisybench.methods.base import TrialFacts
 from noisybench.methods.networks import check_model_name
 from noisybench.methods.networks.pretrained import check_pretrained
-from noisybench.methods.registry import canonical_overrides, canonical_text, resolve_hparams, trial_plugins
+from noisybench.methods.registry import canonical_given, trial_plugins
 
 
 def split_list(text: str | None, what: str) -> list[str]:
@@ -45,7 +47,7 @@ def parse_seeds(text: str | int) -> list[int]:
     raise BenchError(f"--seeds {text}: expected N (seeds 0..N-1) or an inclusive range A-B with A <= B, e.g. 3-5")
 
 
-def parse_feature_epochs(text: str | None, specs: list[TrialSpec]) -> tuple[int, ...]:
+def parse_feature_epochs(text: str | None, trials: list[ResolvedTrial]) -> tuple[int, ...]:
     """``--save-features 10,100`` -> (10, 100), checked against every trial's number of epochs
     so that a snapshot that could never be written is refused before the sweep starts."""
     if not text:
@@ -54,13 +56,11 @@ def parse_feature_epochs(text: str | None, specs: list[TrialSpec]) -> tuple[int,
     if not items or not all(re.fullmatch(r"\d+", t) and int(t) >= 1 for t in items):
         raise BenchError(f"--save-features {text}: expected comma-separated epochs counted from 1, e.g. 10,100")
     epochs = tuple(sorted({int(t) for t in items}))
-    for spec in specs:
-        recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
-                                epochs=spec.epochs, batch_size=spec.batch_size)
-        too_late = [e for e in epochs if e > recipe.epochs]
+    for trial in trials:
+        too_late = [e for e in epochs if e > trial.recipe.epochs]
         if too_late:
-            raise BenchError(f"--save-features {text}: {spec.method} trains {recipe.epochs} epochs, so epoch "
-                             f"{too_late[0]} never comes; use epochs between 1 and {recipe.epochs}")
+            raise BenchError(f"--save-features {text}: {trial.method} trains {trial.recipe.epochs} epochs, so epoch "
+                             f"{too_late[0]} never comes; use epochs between 1 and {trial.recipe.epochs}")
     return epochs
 
 
@@ -120,7 +120,14 @@ class SweepRequest:
 
 
 def build_specs(req: SweepRequest) -> list[TrialSpec]:
-    """Validate the whole request and return the product methods x noise x seeds."""
+    """The specs (names) of :func:`build_trials`' trials."""
+    return [trial.spec for trial in build_trials(req)]
+
+
+def build_trials(req: SweepRequest) -> list[ResolvedTrial]:
+    """Validate the whole request and resolve the product methods x noise x seeds: every trial with
+    its recipe and every hyperparameter filled (bench/trainer/resolve.py), named by a spec that
+    every spelling of the same configuration shares."""
     datasets.check_dataset_name(req.dataset)
     protocol = req.protocol or default_protocol(req.dataset)
     check_protocol_name(protocol)
@@ -135,19 +142,14 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
     hp = parse_hp(req.hp, methods)
     # Type-checks every override now, not mid-sweep.
     variants = [(name, overrides) for name in methods for overrides in hp_grid(hp.get(name, {}))]
-    hparams = [(name, build_hparams(name, overrides)) for name, overrides in variants]
+    for name, overrides in variants:
+        build_hparams(name, overrides)
     seeds = parse_seeds(req.seeds)
     noise_specs = [noise.parse_noise(text) for text in split_list(req.noise, "noise")]
     # A missing data root fails here.  The loaded dataset stays cached for this process's trials.
     dataset = datasets.load(req.dataset, req.data_root, download=req.download)
     for spec in noise_specs:
         noise.check_noise_for_dataset(spec, dataset, data_root=req.data_root)
-        rate = noise.nominal_rate(spec, dataset)  # what the trial's MethodContext will hold
-        for name, values in hparams:
-            try:
-                get_method(name).check_sweep(values, spec.kind, rate)
-            except BenchError as exc:
-                raise BenchError(f"--noise {spec.text}: {exc}") from None
     # An absolute path: the trial may run in another directory (a SLURM job), and the path is in the hash.
     pretrained = str(Path(req.pretrained).expanduser().resolve()) if req.pretrained else None
     models_checked, plugins, recipes = set(), {}, {}
@@ -170,35 +172,25 @@ def build_specs(req: SweepRequest) -> list[TrialSpec]:
         if pretrained is not None and recipe.model not in models_checked:
             check_pretrained(pretrained, recipe.model, dataset.num_classes, dataset.image_shape)
             models_checked.add(recipe.model)
-    # Each trial's --hp values in their one canonical spelling, those equal to the trial's defaults
-    # dropped: q=0.70 is q=0.7, and gce[q=0.7] is gce, one trial (and one initialisation).
+    # Each trial's --hp values in their one canonical spelling, those the resolution gives anyway
+    # dropped: q=0.70 is q=0.7, gce[q=0.7] is gce, and coteaching[forget_rate=0.4] at sym:0.4 is
+    # coteaching -- one trial (and one initialisation).  A method that cannot train under a noise
+    # (a forget rate for noise of unknown rate) is refused here, before anything is written.
     cells = []
     for (name, overrides), n in itertools.product(variants, noise_specs):
-        rate = noise.nominal_rate(n, dataset)
-        cell = (name, trial_overrides(name, overrides, recipes[name], req.dataset, protocol, n.kind, rate,
-                                      dataset.num_classes), n)
-        if cell not in cells:
-            cells.append(cell)
+        facts = TrialFacts(dataset=req.dataset, protocol=protocol, noise_kind=n.kind,
+                           noise_rate=noise.nominal_rate(n, dataset), num_classes=dataset.num_classes,
+                           epochs=recipes[name].epochs)
+        try:
+            given = canonical_given(name, overrides, dict(recipes[name].method_hparams), facts)
+        except BenchError as exc:
+            raise BenchError(f"--noise {n.text}: {exc}") from None
+        if (name, given, n) not in [cell[:3] for cell in cells]:
+            cells.append((name, given, n, facts))
     return [
-        TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol, model=req.model,
-                  epochs=req.epochs, batch_size=req.batch_size, hparams=overrides,
-                  pretrained=pretrained, precision=req.precision, plugin=plugins[m])
-        for (m, overrides, n), s in itertools.product(cells, seeds)
+        resolve_with(TrialSpec(dataset=req.dataset, method=m, noise=n.text, seed=s, protocol=protocol,
+                               model=req.model, epochs=req.epochs, batch_size=req.batch_size, hparams=given,
+                               pretrained=pretrained, precision=req.precision, plugin=plugins[m]),
+                     recipes[m], facts)
+        for (m, given, n, facts), s in itertools.product(cells, seeds)
     ]
-
-
-def trial_overrides(name: str, overrides: dict[str, str], recipe, dataset: str, protocol: str, noise_kind: str,
-                    rate: float | None, num_classes: int) -> tuple[tuple[str, str], ...]:
-    """The --hp values a trial's spec holds (and hashes): typed and canonically spelt, without those
-    equal to what the trial would use anyway -- the protocol's defaults for the method and what the
-    method fills in per dataset and noise (Method.fill_hparams), as bench/trainer/setup.py applies
-    them.  So ``elr[beta=0.7]`` on pair noise, where ELR fills in 0.7, is plain ``elr``."""
-    def effective(given: dict[str, str]):
-        return resolve_hparams(name, given, dict(recipe.method_hparams), dataset, protocol, noise_kind, rate,
-                               num_classes)[0]
-
-    wanted = effective(overrides)
-    kept = canonical_overrides(wanted, defaults=effective({}))
-    if effective(dict(kept)) != wanted:  # a default that depends on another value: keep every given one
-        kept = tuple(sorted((k, canonical_text(getattr(wanted, k))) for k in overrides))
-    return kept

@@ -107,6 +107,11 @@ class MethodContext:
     seed: int
     build_network: Callable[[int], nn.Module]
     batch_size: int | None = None  # the protocol's batch size (None where a caller does not say)
+    dataset: str = ""  # the dataset's and protocol's names ("" where a caller does not say)
+    protocol: str = ""
+
+    def facts(self) -> "TrialFacts":
+        return TrialFacts(self.dataset, self.protocol, self.noise_kind, self.noise_rate, self.num_classes, self.epochs)
 
     def generator(self, *stream: int) -> torch.Generator:
         """A torch Generator on the CPU for the method's own randomness, seeded by
@@ -141,6 +146,31 @@ class OriginalRecipe:
         return dict(fields), source
 
 
+@dataclass(frozen=True)
+class TrialFacts:
+    """What a trial is, as far as its hyperparameters' defaults may depend on it (``Method.resolve``)."""
+
+    dataset: str
+    protocol: str
+    noise_kind: str
+    noise_rate: float | None  # the nominal rate (Co-teaching's tau); None when unknown
+    num_classes: int | None
+    epochs: int  # the protocol's (Me-Momentum's rounds, self-learning's warm-up are shares of it)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What ``Method.resolve`` returns: the hyperparameters with every default filled, where each
+    filled value comes from, and what the trainer needs before the first step."""
+
+    hparams: object
+    sources: Mapping[str, str] = field(default_factory=dict)  # filled field -> its source
+    # Share of the training set held out as noisy validation (the trainer holds out the larger of
+    # this and the protocol's val_fraction, split by (dataset, noise, seed) only).
+    validation_fraction: float = 0.0
+    epoch_budget: int | None = None  # the most epochs the trainer runs; None: the protocol's
+
+
 class Method(nn.Module):
     """Base class: subclasses set ``Hparams`` (a dataclass) and implement ``train_step``.
 
@@ -161,7 +191,9 @@ class Method(nn.Module):
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__()
-        self.hparams = hparams
+        # The trainer hands over resolved hyperparameters (resolving them again changes nothing); a
+        # method built by hand gets its defaults filled here, the same way.
+        self.hparams = type(self).resolve(hparams, ctx.facts()).hparams
         self.ctx = ctx
 
     # --- the trainer calls these -------------------------------------------------
@@ -204,41 +236,22 @@ class Method(nn.Module):
         """
         return {}
 
-    # --- before the sweep starts -------------------------------------------------
+    # --- before anything is hashed ------------------------------------------------
     @classmethod
-    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        """Hyperparameters whose default depends on the trial (``None`` in ``Hparams``), filled in
-        before the method is built: returns (hparams with them set, {name: where the value comes
-        from}), both recorded in spec.json.  Values given with --hp are never replaced, and the
-        sweep drops a given value equal to the filled one before hashing (one trial, not two).
-        Default: nothing to fill."""
-        return hparams, {}
+    def resolve(cls, hparams, facts: "TrialFacts") -> "Resolution":
+        """Every hyperparameter of a trial filled, from what the trial is (``facts``: dataset,
+        protocol, noise, classes, epochs): the fields ``Hparams`` leaves None ("the noise rate", "the
+        official script's value for this dataset") take their value here, with its source, before
+        the trial is hashed, so that ``coteaching`` and ``coteaching[forget_rate=0.4]`` at sym:0.4 are
+        one trial.  Given values (--hp) are never replaced.  Also says what the trainer must know
+        before the first step: a noisy-validation share and an epoch budget other than the protocol's.
 
-    @classmethod
-    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
-        """Raise a one-line BenchError if these hparams cannot train under this noise.
-
-        Called by the sweep for every (method, noise) before any trial directory is written,
-        with what ``MethodContext`` will hold (``noise_kind``, ``noise_rate``): an error the
-        constructor would raise from those alone belongs here, not in a failed trial.
-        """
+        Raise a one-line BenchError when these hyperparameters cannot train under these facts (a
+        forget rate for noise of unknown rate): the sweep calls this for every trial before any
+        trial directory is written.  Default: nothing to fill."""
+        return Resolution(hparams)
 
     # --- phase-based methods (Me-Momentum's rounds, self-learning's passes) ------
-    @classmethod
-    def validation_fraction(cls, hparams) -> float:
-        """Share of the training set to hold out as noisy validation (0: none).
-
-        The trainer holds out max(this, the protocol's val_fraction) with a split seeded by
-        (dataset, noise, seed) only: methods asking for the same fraction hold out the same
-        samples, and a smaller fraction's validation set is a subset of a larger one's.
-        """
-        return 0.0
-
-    def epoch_budget(self, protocol_epochs: int) -> int:
-        """The most epochs the trainer runs (methods whose rounds vary in length ask for more)."""
-        return protocol_epochs
-
     def train_subset(self) -> Tensor | None:
         """A bool mask over all training samples: train this epoch only on those that are True
         (still shuffled by the trainer's seeded batch order; validation samples never train).

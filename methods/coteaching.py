@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, Resolution, StepOutput, TrialFacts
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 from noisybench.methods.selection import (
@@ -15,8 +15,8 @@ from noisybench.methods.selection import (
     forget_rate_at,
     forget_rate_schedule,
     masked_mean,
+    fill_forget_rate,
     num_remembered,
-    resolve_forget_rate,
     small_loss_mask,
 )
 
@@ -101,8 +101,8 @@ class CoTeaching(Method):
             check_schedule_hparams("coteaching", self)
 
     @classmethod
-    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
-        resolve_forget_rate("coteaching", hparams.forget_rate, nominal_noise_rate)
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        return fill_forget_rate("coteaching", hparams, facts.noise_rate)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
@@ -112,9 +112,9 @@ class CoTeaching(Method):
         # state is per parameter and loss1 reaches only net1's parameters, loss2 only net2's.
         self.net1 = ctx.build_network(0)
         self.net2 = ctx.build_network(1)
-        self.forget_rate = resolve_forget_rate("coteaching", hparams.forget_rate, ctx.noise_rate)
+        hparams = self.hparams
         # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
-        self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
+        self.schedule = forget_rate_schedule(hparams.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
         rate = forget_rate_at(self.schedule, epoch)

@@ -28,7 +28,17 @@ from torch import Tensor
 
 from noisybench.core.seeding import derive_seed
 from noisybench.methods import dividemix_rules as rules
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView, TrainPass
+from noisybench.methods.base import (
+    Batch,
+    Method,
+    MethodContext,
+    OriginalRecipe,
+    Resolution,
+    StepOutput,
+    TrainerView,
+    TrainPass,
+    TrialFacts,
+)
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
@@ -50,7 +60,6 @@ TABLE7: dict[tuple[str, str], dict[float, tuple[float, float]]] = {
     ("cifar10", "asym"): {0.4: (0.0, 0.5)},
     ("cifar100", "sym"): {0.2: (25.0, 0.5), 0.5: (150.0, 0.5), 0.8: (150.0, 0.5), 0.9: (150.0, 0.6)},
 }
-SYM_RATES = (0.2, 0.5, 0.8, 0.9)
 # Our `pair` flips are class-dependent like DivideMix's CIFAR-10 `asym`; `clean` is sym at rate 0.
 KIND_AS = {"pair": "asym", "clean": "sym"}
 
@@ -132,10 +141,10 @@ class DivideMix(Method):
                 raise BenchError("dividemix: loss_window and warmup_batch_factor must be >= 1")
 
     @classmethod
-    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
         """The per-dataset and per-noise defaults of the official code and the paper's Table 7 (in
         every protocol: they are the method's hyperparameters, as Co-teaching's forget rate is)."""
+        dataset, noise_kind, nominal_noise_rate = facts.dataset, facts.noise_kind, facts.noise_rate
         filled: dict[str, tuple[object, str]] = {}
         entry = table7_entry(dataset, noise_kind, nominal_noise_rate)
         where = f"Table 7 ({dataset} {KIND_AS.get(noise_kind, noise_kind)} {entry[0]:g})" if entry else ""
@@ -147,16 +156,18 @@ class DivideMix(Method):
             warm_up = {"cifar100": (30, "Train_cifar.py (CIFAR-100)"), "clothing1m": (1, "Train_clothing1M.py")}
             filled["warm_up"] = warm_up.get(dataset, (10, "Train_cifar.py (CIFAR-10)"))
         if hparams.loss_window is None:
-            at = tabled_rate(nominal_noise_rate, SYM_RATES) if noise_kind == "sym" else None
-            filled["loss_window"] = (5, "Train_cifar.py (90% noise)") if at == 0.9 else (1, "Train_cifar.py")
+            # Train_cifar.py: `if args.r==0.9` -- the rate alone, whatever the noise mode (asym:0.9 too),
+            # and no other rate (sym:0.85 is not read at the next tabled rate here).
+            at_90 = nominal_noise_rate is not None and abs(nominal_noise_rate - 0.9) < 1e-9
+            filled["loss_window"] = (5, "Train_cifar.py (r = 0.9)") if at_90 else (1, "Train_cifar.py (r != 0.9)")
         if hparams.warmup_penalty is None:
             filled["warmup_penalty"] = (noise_kind not in ("sym", "clean"), "Train_cifar.py (asym noise)")
-        return replace(hparams, **{k: v for k, (v, _) in filled.items()}), {k: s for k, (_, s) in filled.items()}
+        return Resolution(replace(hparams, **{k: v for k, (v, _) in filled.items()}),
+                          {k: s for k, (_, s) in filled.items()})
 
     def __init__(self, hparams, ctx: MethodContext):
-        # What the trainer's setup did not fill (a method built by hand) takes the generic defaults.
-        hparams, _ = type(self).fill_hparams(hparams, "", "", ctx.noise_kind, ctx.noise_rate)
         super().__init__(hparams, ctx)
+        hparams = self.hparams
         self.net1 = ctx.build_network(0)
         self.net2 = ctx.build_network(1)
         n = ctx.num_train

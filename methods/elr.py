@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.core.errors import BenchError
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, Resolution, StepOutput, TrialFacts
 from noisybench.methods.claims import Claim, Quantity, Window, memorisation_selection
 from noisybench.methods.registry import register
 
@@ -110,13 +110,13 @@ def official_config_name(num_classes: int, noise_kind: str, folder: str = "ELR")
 
 
 def fill_beta_lambda(hparams, noise_kind: str, num_classes: int | None,
-                     folder: str = "ELR") -> tuple[object, dict[str, str]]:
-    """ELR's and ELR+'s fill_hparams: ``beta`` and ``lam`` left None take the official config's row
+                     folder: str = "ELR") -> Resolution:
+    """ELR's and ELR+'s ``resolve``: ``beta`` and ``lam`` left None take the official config's row
     for the number of classes (10 when unknown) and the noise, with the config's name as source."""
     beta, lam = official_beta_lambda(num_classes or 10, noise_kind)
     source = official_config_name(num_classes or 10, noise_kind, folder)
     filled = {k: v for k, v in (("beta", beta), ("lam", lam)) if getattr(hparams, k) is None}
-    return dataclasses.replace(hparams, **filled), {k: source for k in filled}
+    return Resolution(dataclasses.replace(hparams, **filled), {k: source for k in filled})
 
 
 def official_beta_lambda(num_classes: int, noise_kind: str) -> tuple[float, float]:
@@ -209,16 +209,13 @@ class ELR(Method):
                 raise BenchError(f"--hp elr.clamp={self.clamp}: must lie in [0, 0.5) (a probability floor)")
 
     @classmethod
-    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        return fill_beta_lambda(hparams, noise_kind, num_classes)
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        return fill_beta_lambda(hparams, facts.noise_kind, facts.num_classes)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
-        # What the trainer's setup did not fill (a method built by hand) is filled here the same way.
-        filled, _ = type(self).fill_hparams(hparams, "", "", ctx.noise_kind, ctx.noise_rate, ctx.num_classes)
-        self.beta, self.lam = filled.beta, filled.lam
+        self.beta, self.lam = self.hparams.beta, self.hparams.lam
         # t_i for every training sample, indexed by batch.index (zeros, as loss.py); a buffer, so
         # that a resumed trial goes on from the targets it had.
         self.register_buffer("targets", torch.zeros(ctx.num_train, ctx.num_classes, device=ctx.device))

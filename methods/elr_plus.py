@@ -48,6 +48,7 @@ it (90 epochs of 32,000 images = its 45,000 steps of 64).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -58,7 +59,16 @@ from torch import Tensor, nn
 
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import derive_seed
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.base import (
+    Batch,
+    Method,
+    MethodContext,
+    OriginalRecipe,
+    Resolution,
+    StepOutput,
+    TrainerView,
+    TrialFacts,
+)
 from noisybench.methods.elr import (
     CIFAR10_MEAN_STD,
     CIFAR100_MEAN_STD,
@@ -178,9 +188,19 @@ class ELRPlus(Method):
                 raise BenchError(f"--hp elr_plus.clamp={self.clamp}: must lie in [0, 0.5)")
 
     @classmethod
-    def fill_hparams(cls, hparams, dataset: str, protocol: str, noise_kind: str,
-                     nominal_noise_rate: float | None, num_classes: int | None = None) -> tuple[object, dict[str, str]]:
-        return fill_beta_lambda(hparams, noise_kind, num_classes, folder="ELR_plus")
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        """beta and lambda as ELR's; the ramp and the label reweighting by the number of classes."""
+        resolved = fill_beta_lambda(hparams, facts.noise_kind, facts.num_classes, folder="ELR_plus")
+        hparams, sources, filled = resolved.hparams, dict(resolved.sources), {}
+        classes = facts.num_classes or 10
+        if hparams.coef_step is None:
+            filled["coef_step"], sources["coef_step"] = (
+                (40000, "ELR_plus config_cifar100.json coef_step (100 classes and more)") if classes >= 100
+                else (0, "ELR_plus config_cifar10.json coef_step (below 100 classes)"))
+        if hparams.weight_labels_by_target is None:
+            filled["weight_labels_by_target"] = classes == 100
+            sources["weight_labels_by_target"] = f"ELR_plus loss.py: `if self.num_classes == 100` ({classes} classes)"
+        return Resolution(dataclasses.replace(hparams, **filled), sources)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
@@ -188,13 +208,9 @@ class ELRPlus(Method):
         self.ema1, self.ema2 = ctx.build_network(2), ctx.build_network(3)
         for average in (self.ema1, self.ema2):
             average.requires_grad_(False)
-        # What the trainer's setup did not fill (a method built by hand) is filled here the same way.
-        filled, _ = type(self).fill_hparams(hparams, "", "", ctx.noise_kind, ctx.noise_rate, ctx.num_classes)
-        self.beta, self.lam = filled.beta, filled.lam
-        self.coef_step = hparams.coef_step if hparams.coef_step is not None else (
-            40000 if ctx.num_classes >= 100 else 0)
-        self.weight_labels = (hparams.weight_labels_by_target if hparams.weight_labels_by_target is not None
-                              else ctx.num_classes == 100)
+        hparams = self.hparams
+        self.beta, self.lam = hparams.beta, hparams.lam
+        self.coef_step, self.weight_labels = hparams.coef_step, hparams.weight_labels_by_target
         shape = (ctx.num_train, ctx.num_classes)
         self.register_buffer("targets1", torch.zeros(shape, device=ctx.device))
         self.register_buffer("targets2", torch.zeros(shape, device=ctx.device))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +10,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from noisybench.core.errors import BenchError
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.base import (
+    Batch,
+    Method,
+    MethodContext,
+    OriginalRecipe,
+    Resolution,
+    StepOutput,
+    TrainerView,
+    TrialFacts,
+)
 from noisybench.methods.claims import Claim, Quantity, Window
 from noisybench.methods.registry import register
 
@@ -131,11 +141,19 @@ class GCE(Method):
                 raise BenchError("--hp gce.reference_pruning_bug=true needs gce.truncated=true "
                                  "(plain GCE has no pruning epochs)")
 
+    @classmethod
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        if hparams.start_prune is not None:
+            return Resolution(hparams)
+        start, where = ((80, "AlanChou/Truncated-Loss README: --start_prune 80 on CIFAR-100 (100 classes)")
+                        if (facts.num_classes or 0) >= 100 else
+                        (40, "AlanChou/Truncated-Loss README: --start_prune 40 on CIFAR-10 (below 100 classes)"))
+        return Resolution(dataclasses.replace(hparams, start_prune=start), {"start_prune": where})
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
-        self.start_prune = hparams.start_prune if hparams.start_prune is not None else (
-            40 if ctx.num_classes < 100 else 80)
+        self.start_prune = self.hparams.start_prune
         # v_i for every training sample, indexed by batch.index; all 1 until the first pruning.
         # A buffer, so a resumed trial keeps the weights of its last pruning.
         self.register_buffer("prune_weight", torch.ones(ctx.num_train, device=ctx.device))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.core.errors import BenchError
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, Resolution, StepOutput, TrialFacts
 from noisybench.methods.coteaching import COTEACHING_ORIGINAL
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
@@ -16,9 +16,9 @@ from noisybench.methods.selection import (
     check_schedule_hparams,
     forget_rate_at,
     forget_rate_schedule,
+    fill_forget_rate,
     masked_mean,
     num_remembered,
-    resolve_forget_rate,
     small_loss_mask,
 )
 
@@ -127,16 +127,14 @@ class JoCoR(Method):
             if not 0.0 <= self.co_lambda <= 1.0:
                 raise BenchError(f"--hp jocor.co_lambda={self.co_lambda}: must lie in [0, 1]")
 
-    @staticmethod
-    def forget_rate_for(hparams, noise_kind: str, noise_rate: float | None) -> float:
-        """τ, as algorithm/jocor.py derives it: the noise rate, halved under asym noise."""
-        if hparams.forget_rate is None and noise_rate is not None and noise_kind == "asym":
-            noise_rate = noise_rate / 2
-        return resolve_forget_rate("jocor", hparams.forget_rate, noise_rate)
-
     @classmethod
-    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
-        cls.forget_rate_for(hparams, noise_kind, nominal_noise_rate)
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        """τ, as algorithm/jocor.py derives it: the noise rate, halved under asym noise."""
+        if facts.noise_kind == "asym" and facts.noise_rate is not None:
+            return fill_forget_rate("jocor", hparams, facts.noise_rate / 2,
+                                    "half the nominal noise rate (hongxin001/JoCoR algorithm/jocor.py, asymmetric)")
+        return fill_forget_rate("jocor", hparams, facts.noise_rate,
+                                "the nominal noise rate (hongxin001/JoCoR algorithm/jocor.py: forget_rate = noise_rate)")
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
@@ -144,7 +142,8 @@ class JoCoR(Method):
         # nets' parameters, which is what the trainer's single optimiser does.
         self.net1 = ctx.build_network(0)
         self.net2 = ctx.build_network(1)
-        self.forget_rate = self.forget_rate_for(hparams, ctx.noise_kind, ctx.noise_rate)
+        hparams = self.hparams
+        self.forget_rate = hparams.forget_rate
         # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
         self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
 

@@ -15,14 +15,23 @@ project's other reading: the unaugmented, unrounded ``val_balanced_acc`` of the 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput, TrainerView
+from noisybench.methods.base import (
+    Batch,
+    Method,
+    MethodContext,
+    OriginalRecipe,
+    Resolution,
+    StepOutput,
+    TrainerView,
+    TrialFacts,
+)
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
@@ -170,6 +179,17 @@ class MeMomentum(Method):
                 raise BenchError(f"--hp me_momentum.val_round_decimals={self.val_round_decimals}: must be >= 0, "
                                  "or none for unrounded")
 
+    @classmethod
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        """Rounds of half the protocol's epochs (main.py's n_epoch=100 of 200), the validation split
+        main.py holds out, and the epoch budget its rounds may use."""
+        sources = {}
+        if hparams.round_epochs is None:
+            hparams = replace(hparams, round_epochs=max(1, facts.epochs // 2))
+            sources["round_epochs"] = f"half the protocol's {facts.epochs} epochs (main.py n_epoch=100 of 200)"
+        return Resolution(hparams, sources, validation_fraction=hparams.val_fraction,
+                          epoch_budget=max(1, round(facts.epochs * hparams.budget_factor)))
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
@@ -177,7 +197,7 @@ class MeMomentum(Method):
         # memory (and in the checkpoint), frozen so that no optimiser ever steps it.
         self.kept_net = ctx.build_network(0).requires_grad_(False)
         self.register_buffer("train_mask", torch.ones(ctx.num_train, dtype=torch.bool, device=ctx.device))
-        self.round_epochs = hparams.round_epochs or max(1, ctx.epochs // 2)
+        self.round_epochs = self.hparams.round_epochs
         self.progress = Progress()
 
     def get_extra_state(self) -> dict:
@@ -186,12 +206,6 @@ class MeMomentum(Method):
     def set_extra_state(self, state: dict) -> None:
         self.progress = Progress(**state)
 
-    @classmethod
-    def validation_fraction(cls, hparams) -> float:
-        return hparams.val_fraction
-
-    def epoch_budget(self, protocol_epochs: int) -> int:
-        return max(1, round(protocol_epochs * self.hparams.budget_factor))
 
     def networks(self):
         return [self.net]

@@ -182,14 +182,33 @@ def canonical_overrides(hparams, defaults=None) -> tuple[tuple[str, str], ...]:
     ))
 
 
-def resolve_hparams(name: str, given: dict[str, str], protocol_defaults: dict[str, str], dataset: str,
-                    protocol: str, noise_kind: str, noise_rate: float | None, num_classes: int | None):
-    """The hyperparameters a trial trains with, and where each filled one came from: the protocol's
-    defaults for the method (Recipe.method_hparams), the --hp values given (which win), then what
-    the method fills in for this dataset and noise (Method.fill_hparams).  The one definition the
-    trainer, the sweep's canonicalisation and the stale-trial check share."""
-    hparams = build_hparams(name, {**protocol_defaults, **given})
-    return get_method(name).fill_hparams(hparams, dataset, protocol, noise_kind, noise_rate, num_classes)
+def resolve_hparams(name: str, given: dict[str, str], protocol_defaults: dict[str, str], facts):
+    """The Resolution a trial trains with: the protocol's defaults for the method
+    (Recipe.method_hparams), the --hp values given (which win), then what the method fills in for
+    this trial (Method.resolve: every field left None, each with its source).  The one definition
+    the sweep's resolution step and the check of stored trials share."""
+    return get_method(name).resolve(build_hparams(name, {**protocol_defaults, **given}), facts)
+
+
+def canonical_given(name: str, given: dict[str, str], protocol_defaults: dict[str, str], facts
+                    ) -> tuple[tuple[str, str], ...]:
+    """The --hp values that name a trial (its spec holds and hashes them), in their one canonical
+    spelling, without those the resolution gives anyway: a given value is dropped when resolving
+    without it gives the same hyperparameters, so ``coteaching[forget_rate=0.4]`` at sym:0.4 is
+    ``coteaching`` and ``elr[beta=0.7]`` on pair noise is ``elr`` -- every spelling of one resolved
+    configuration is one trial.  What stays differs from the resolution's defaults, so the trial ids
+    of every store written before (when the spec held the given values apart from the defaults
+    filled then) are kept."""
+    wanted = resolve_hparams(name, given, protocol_defaults, facts).hparams
+    kept = dict(given)
+    for key in sorted(given):
+        trial = {k: v for k, v in kept.items() if k != key}
+        try:
+            if resolve_hparams(name, trial, protocol_defaults, facts).hparams == wanted:
+                kept = trial
+        except BenchError:  # the value is needed (a forget rate for noise of unknown rate): it stays
+            pass
+    return tuple(sorted((k, canonical_text(getattr(wanted, k))) for k in kept))
 
 
 def build_method(name: str, overrides: dict[str, str] | None, ctx):

@@ -8,11 +8,14 @@ from bhanML/Co-teaching main.py, so it lives here once.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from noisybench.core.errors import BenchError
+from noisybench.methods.base import Resolution
 
 
 def forget_rate_schedule(forget_rate: float, num_gradual: int, exponent: float, length: int) -> list[float]:
@@ -81,6 +84,17 @@ def resolve_forget_rate(method: str, forget_rate: float | None, noise_rate: floa
     if not 0.0 <= forget_rate < 1.0:
         raise BenchError(f"--hp {method}.forget_rate={forget_rate}: must lie in [0, 1)")
     return float(forget_rate)
+
+
+def fill_forget_rate(method: str, hparams, noise_rate: float | None,
+                     source: str = "the nominal noise rate (bhanML/Co-teaching main.py: forget_rate = noise_rate)"
+                     ) -> Resolution:
+    """``Method.resolve`` of the small-loss methods: a forget rate left None becomes ``noise_rate``
+    (checked by :func:`resolve_forget_rate`, which refuses an unknown rate in one line)."""
+    rate = resolve_forget_rate(method, hparams.forget_rate, noise_rate)
+    if hparams.forget_rate is not None:
+        return Resolution(hparams)
+    return Resolution(dataclasses.replace(hparams, forget_rate=rate), {"forget_rate": source})
 
 
 def check_schedule_hparams(method: str, hparams) -> None:

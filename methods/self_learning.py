@@ -8,13 +8,13 @@ features, and every training sample is relabelled to the class whose prototypes 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisybench.methods.base import Batch, Method, MethodContext, StepOutput, TrainerView
+from noisybench.methods.base import Batch, Method, MethodContext, Resolution, StepOutput, TrainerView, TrialFacts
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
@@ -91,10 +91,17 @@ class SelfLearning(Method):
             if self.num_samples < 1 or self.num_prototypes < 1 or not 0.0 < self.density_quantile < 1.0:
                 raise BenchError("self_learning: num_samples >= 1, num_prototypes >= 1, 0 < density_quantile < 1")
 
+    @classmethod
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        if hparams.start_epoch is not None:
+            return Resolution(hparams)
+        return Resolution(replace(hparams, start_epoch=max(1, round(0.1 * facts.epochs))),
+                          {"start_epoch": f"10% of the protocol's {facts.epochs} epochs (ours: the card gives none)"})
+
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
-        self.start_epoch = hparams.start_epoch if hparams.start_epoch is not None else max(1, round(0.1 * ctx.epochs))
+        self.start_epoch = self.hparams.start_epoch
         self.register_buffer("corrected", torch.zeros(ctx.num_train, dtype=torch.long, device=ctx.device))
         self.corrections = 0  # label-correction passes done; in the checkpoint as extra state
         self.correction_stats: dict[str, float] = {}

@@ -1,6 +1,7 @@
 """SIGUA_SL: descent on the small-loss samples, scaled ascent on the best of the discarded ones."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from noisybench.core.errors import BenchError
-from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, StepOutput
+from noisybench.methods.base import Batch, Method, MethodContext, OriginalRecipe, Resolution, StepOutput, TrialFacts
 from noisybench.methods.coteaching import COTEACHING_ORIGINAL
 from noisybench.methods.claims import Claim, Quantity, Window
 from noisybench.methods.registry import register
@@ -18,7 +19,7 @@ from noisybench.methods.selection import (
     forget_rate_schedule,
     masked_mean,
     num_remembered,
-    resolve_forget_rate,
+    fill_forget_rate,
     small_loss_order,
 )
 
@@ -129,16 +130,28 @@ class SIGUA(Method):
                 raise BenchError(f"--hp sigua.sigua_rate={self.sigua_rate}: must lie in [0, 1]")
 
     @classmethod
-    def check_sweep(cls, hparams, noise_kind: str, nominal_noise_rate: float | None) -> None:
-        resolve_forget_rate("sigua", hparams.forget_rate, nominal_noise_rate)
+    def resolve(cls, hparams, facts: TrialFacts) -> Resolution:
+        """τ from the noise rate (utils.py), then γ and sigua_rate as the official script runs this noise."""
+        resolved = fill_forget_rate("sigua", hparams, facts.noise_rate,
+                                    "the nominal noise rate (bhanML/SIGUA utils.py: forget_rate = noise_rate)")
+        hparams, sources = resolved.hparams, dict(resolved.sources)
+        filled = {}
+        if hparams.script is None:
+            filled["script"] = "cifar10"
+            sources["script"] = "scripts/cifar10_sigua_sl.sh (bhanML/SIGUA), the default outside protocol original"
+        script = filled.get("script", hparams.script)
+        scale, rate = script_values(script, facts.noise_kind, hparams.forget_rate)
+        where = f"bhanML/SIGUA scripts/{script}_sigua_sl.sh ({facts.noise_kind} noise, forget rate {hparams.forget_rate:g})"
+        for name, value in (("sigua_scale", scale), ("sigua_rate", rate)):
+            if getattr(hparams, name) is None:
+                filled[name], sources[name] = value, where
+        return Resolution(dataclasses.replace(hparams, **filled), sources)
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__(hparams, ctx)
         self.net = ctx.build_network(0)
-        self.forget_rate = resolve_forget_rate("sigua", hparams.forget_rate, ctx.noise_rate)
-        scale, rate = script_values(hparams.script or "cifar10", ctx.noise_kind, self.forget_rate)
-        self.sigua_scale = hparams.sigua_scale if hparams.sigua_scale is not None else scale
-        self.sigua_rate = hparams.sigua_rate if hparams.sigua_rate is not None else rate
+        hparams = self.hparams
+        self.forget_rate, self.sigua_scale, self.sigua_rate = hparams.forget_rate, hparams.sigua_scale, hparams.sigua_rate
         # One entry per reference epoch: evaluation-only epoch 0 plus the ctx.epochs trained ones.
         self.schedule = forget_rate_schedule(self.forget_rate, hparams.num_gradual, hparams.exponent, ctx.epochs + 1)
 

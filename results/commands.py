@@ -115,11 +115,14 @@ def cmd_verify(args) -> int:
         print(f"refused  {trial.path.name}: {problem}; " + (
             "removed (the next bench run resumes from an earlier state or restarts the trial)" if removed else
             f"bench run will not load it; bench verify --results {args.results} --repair removes it"))
+    for respelt in report.respelt:
+        print(f"renamed  {respelt.advice(root)}")
     left = len(report.damaged) - len(report.moved)
     refused_left = sum(not removed for *_, removed in report.refused_checkpoints)
     print(f"{root}: {report.done} finished trials verified, {report.unfinished} unfinished, "
           f"{len(report.damaged)} damaged" + (f", {len(report.moved)} moved aside" if report.moved else "")
-          + (f", {len(report.refused_checkpoints)} checkpoints not data-only" if report.refused_checkpoints else ""))
+          + (f", {len(report.refused_checkpoints)} checkpoints not data-only" if report.refused_checkpoints else "")
+          + (f", {len(report.respelt)} named by a spelt-out default" if report.respelt else ""))
     if left and args.repair:
         print(f"{left} damaged trials are being trained by a live process and were left in place")
     elif left:

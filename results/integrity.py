@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 from noisybench.core.layout import DONE, SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
 from noisybench.results.lease import LEASE_FILE, LOCK_FILE, TrialLease
+from noisybench.results.respelt import respelt_trial
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, file_sha256
 from noisybench.results.summary import best_and_last
 
@@ -123,8 +124,11 @@ class StoreReport:
     # Checkpoints of unfinished trials that `bench run` would refuse to load (they name code):
     # (trial, problem, removed by --repair).
     refused_checkpoints: list[tuple[TrialDir, str, bool]] = None
+    # Sound trials whose name spells out a default that no longer names a trial (results/respelt.py).
+    respelt: list = None
 
     def __post_init__(self):
+        self.respelt = self.respelt or []
         self.damaged = self.damaged or []
         self.moved = self.moved or []
         self.refused_checkpoints = self.refused_checkpoints or []
@@ -146,6 +150,8 @@ def check_store(root, repair: bool = False) -> StoreReport:
             if moved is not None:
                 report.moved.append((trial, moved[1]))
         elif trial.spec_file.exists():
+            if (respelt := respelt_trial(trial)) is not None:
+                report.respelt.append(respelt)
             if trial.state == DONE:
                 report.done += 1
             else:

@@ -10,30 +10,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import submitit
 
 from noisybench.core.layout import DONE, FAILED, HANDED_OVER, HELD, SUBMISSION_DIR
-from noisybench.core.spec import TrialSpec
-from noisybench.results.lease import wait_while_held
 from noisybench.results.store import atomic_write_json
 from noisybench.results.summary import format_progress
-
-TrialFunction = Callable[..., dict]  # run_trial(spec, results_root, **trial_kwargs) -> summary
-
-
-def run_once_free(trial_fn: TrialFunction, spec: TrialSpec, results_root, trial_kwargs: dict) -> dict:
-    """Wait while another live process holds the trial, then run the trial function on it: it skips
-    a trial the holder finished and resumes (or redoes) one it left.  (Handed over again -- this
-    process suspended past the stale limit once more -- it waits again.)"""
-    while True:
-        wait_while_held(Path(results_root) / spec.dirname)
-        summary = trial_fn(spec, results_root, **trial_kwargs)
-        if summary.get("state") not in (HELD, HANDED_OVER):
-            return summary
-        time.sleep(0.5)  # its holder is gone, but the kernel has not dropped its lock yet
-
+from noisybench.results.trial_function import TrialFunction, run_once_free
 
 def _requested_threads() -> int | None:
     """--cpus-per-task N (SLURM_CPUS_PER_TASK), where no OMP_NUM_THREADS says otherwise.
@@ -63,7 +46,9 @@ class TrialBatch(submitit.helpers.Checkpointable):
         self.trial_fn = trial_fn
         self.trial_kwargs = dict(trial_kwargs)
 
-    def __call__(self, spec_records: list[dict]) -> list[dict]:
+    def __call__(self, specs: list) -> list[dict]:
+        """``specs``: the resolved trials of this task (pickled by submitit, as the trial function is),
+        trained as the sweep resolved them -- the job resolves nothing again."""
         import torch
 
         threads = _requested_threads()
@@ -72,7 +57,6 @@ class TrialBatch(submitit.helpers.Checkpointable):
             torch.set_num_threads(threads)
         job_id = submitit.JobEnvironment().job_id
         progress = TaskProgress(Path(self.results_root), self.submission, job_id)
-        specs = [TrialSpec.from_json(record) for record in spec_records]
         outcomes = []
         for i, spec in enumerate(specs, 1):
             progress.start(spec.dirname)

@@ -32,7 +32,7 @@ from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE
 from noisybench.core.spec import TrialSpec
 from noisybench.slurm.follow import follow
-from noisybench.slurm.job import TrialFunction
+from noisybench.results.trial_function import TrialFunction
 from noisybench.slurm.options import LaunchOptions
 from noisybench.slurm.status import PENDING, RUNNING, collect_status
 from noisybench.slurm.submission import describe_submission, submit

@@ -15,7 +15,8 @@ from noisybench.core.layout import SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
 from noisybench.results.paths import check_private_folder, private_folder
 from noisybench.results.store import atomic_write_json
-from noisybench.slurm.job import TrialBatch, TrialFunction
+from noisybench.results.trial_function import TrialFunction
+from noisybench.slurm.job import TrialBatch
 from noisybench.slurm.options import (
     DEFAULT_LOCAL_WORKERS_ON_CPU,
     LOCAL_NO_LIMIT_MIN,
@@ -66,7 +67,7 @@ def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, t
     workers = options.workers or len(gpu_ids) or DEFAULT_LOCAL_WORKERS_ON_CPU
     chunks = chunk_trials(specs, options, workers)
     batch = TrialBatch(str(root), submission, trial_fn, trial_kwargs)
-    arguments = [[spec.to_json() for spec in chunk] for chunk in chunks]
+    arguments = [list(chunk) for chunk in chunks]  # the resolved trials themselves (pickled by submitit)
     # The record is written before any worker can start and completed as each job is submitted, so
     # that a submitter killed half-way still leaves a record of what it may have started.
     record = {

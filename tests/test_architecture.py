@@ -233,6 +233,25 @@ def test_imports_go_to_the_same_floor_or_below():
         _report(f"imports of a higher floor; the order is {order}", offenders)
 
 
+def test_the_trainer_is_a_floor_of_its_own_below_the_rest_of_bench():
+    """bench/trainer (the trainer, its recipes and the resolution step) imports nothing of bench
+    outside itself: the command line, the launchers, `bench speed` and the benchmarks stand on it."""
+    offenders = [f"{imp.where} -> {imp.module}" for imp in runtime_project_imports()
+                 if imp.file.parts[:2] == ("bench", "trainer") and imp.module.startswith("noisybench.bench")
+                 and not imp.module.startswith("noisybench.bench.trainer")]
+    if offenders:
+        _report("bench/trainer imports from the floors above it (the rest of bench)", offenders)
+
+
+def test_the_sweeps_checks_do_not_import_a_launcher():
+    """bench/checks.py (what every launcher checks first) knows no launcher: the SLURM one included."""
+    offenders = [f"{imp.where} -> {imp.module}" for imp in runtime_project_imports()
+                 if imp.file == Path("bench/checks.py")
+                 and imp.module.startswith(("noisybench.slurm", "noisybench.bench.launch", "noisybench.bench.packing"))]
+    if offenders:
+        _report("bench/checks.py imports a launcher", offenders)
+
+
 def test_every_project_import_names_a_module_that_exists():
     """Each ``noisybench.*`` import (runtime or type-only) names a module or package on disk:
     a module moved during a restructuring leaves no stale import behind."""

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from noisybench.methods import build_hparams, get_method
+from noisybench.methods.base import TrialFacts
 from noisybench.methods import dividemix_rules as rules
 from noisybench.methods.dividemix import table7_entry, tabled_rate
 
@@ -157,19 +158,32 @@ def test_tabled_rate_rounds_up_to_the_next_noise_level():
     assert [tabled_rate(r, (0.2, 0.5, 0.8, 0.9)) for r in (0.1, 0.2, 0.35, 0.6, 0.85, 0.95)] == [0.2, 0.2, 0.5, 0.8, 0.9, 0.9]
 
 
-def test_fill_hparams_per_dataset_and_noise_and_never_over_an_override():
-    cls = get_method("dividemix")
-    hp, sources = cls.fill_hparams(build_hparams("dividemix"), "cifar100", "original", "sym", 0.9)
+def resolved(hparams, dataset, protocol, kind, rate):
+    resolution = get_method("dividemix").resolve(hparams, TrialFacts(dataset, protocol, kind, rate, 10, 200))
+    return resolution.hparams, resolution.sources
+
+
+def test_resolve_fills_per_dataset_and_noise_and_never_over_an_override():
+    hp, sources = resolved(build_hparams("dividemix"), "cifar100", "original", "sym", 0.9)
     assert (hp.lambda_u, hp.p_threshold, hp.warm_up, hp.loss_window, hp.warmup_penalty) == (150.0, 0.6, 30, 5, False)
     assert "Table 7" in sources["lambda_u"] and set(sources) == {"lambda_u", "p_threshold", "warm_up", "loss_window",
                                                                   "warmup_penalty"}
-    hp, _ = cls.fill_hparams(build_hparams("dividemix"), "cifar10", "lend-paper", "asym", 0.4)
+    hp, _ = resolved(build_hparams("dividemix"), "cifar10", "lend-paper", "asym", 0.4)
     assert (hp.lambda_u, hp.warm_up, hp.loss_window, hp.warmup_penalty) == (0.0, 10, 1, True)
     given = build_hparams("dividemix", {"lambda_u": "25", "warm_up": "3"})
-    hp, sources = cls.fill_hparams(given, "cifar10", "original", "sym", 0.2)
+    hp, sources = resolved(given, "cifar10", "original", "sym", 0.2)
     assert (hp.lambda_u, hp.warm_up) == (25.0, 3) and "lambda_u" not in sources
-    hp, _ = cls.fill_hparams(build_hparams("dividemix"), "mnist", "quick", "inst", 0.3)
+    hp, _ = resolved(build_hparams("dividemix"), "mnist", "quick", "inst", 0.3)
     assert (hp.lambda_u, hp.p_threshold, hp.warm_up, hp.warmup_penalty) == (25.0, 0.5, 10, True)
+
+
+def test_the_loss_window_follows_train_cifar_py_r_equals_0_9_for_any_noise_mode():
+    # Train_cifar.py: `if args.r==0.9` averages five epochs' losses -- the rate alone decides, so asym:0.9
+    # takes 5 too, and an untabled rate near it (sym:0.85) takes 1 (it is not read at the next tabled rate).
+    windows = {(kind, rate): resolved(build_hparams("dividemix"), "cifar10", "quick", kind, rate)[0].loss_window
+               for kind, rate in (("sym", 0.9), ("asym", 0.9), ("pair", 0.9), ("sym", 0.85), ("sym", 0.8), ("asym", 0.4))}
+    assert windows == {("sym", 0.9): 5, ("asym", 0.9): 5, ("pair", 0.9): 5, ("sym", 0.85): 1, ("sym", 0.8): 1,
+                       ("asym", 0.4): 1}
 
 
 def test_original_recipes():

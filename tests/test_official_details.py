@@ -111,7 +111,7 @@ def test_the_augmented_validation_is_the_seeded_training_transform_of_the_valida
     spec = TrialSpec(dataset="digits", method="me_momentum", noise="sym:0.4", seed=0, protocol="quick", epochs=2)
     setup = setup_trial(spec, torch.device("cpu"))
     setup.data.augment = True  # quick does not augment; crop + flip as a CIFAR recipe would
-    trainer = Trainer(dataclasses.replace(setup, recipe=dataclasses.replace(setup.recipe, augment=True)))
+    trainer = Trainer(dataclasses.replace(setup, trial=dataclasses.replace(setup.trial, recipe=dataclasses.replace(setup.recipe, augment=True))))
     trainer.validation = {k: v for k, v in trainer.evaluate().items() if k.startswith("val_")}
     view, data, method = trainer.view, trainer.data, trainer.method
     assert view.validation_accuracy() == trainer.validation  # unaugmented: evaluate()'s numbers
@@ -217,7 +217,7 @@ def test_a_trainer_epoch_takes_exactly_the_capped_number_of_full_batches():
                               ({}, [100] * (num_train // 100) + [num_train % 100])):
         recipe = dataclasses.replace(setup.recipe, batch_size=100, **changes)
         sizes.clear()
-        Trainer(dataclasses.replace(setup, recipe=recipe)).train_epoch(0)
+        Trainer(dataclasses.replace(setup, trial=dataclasses.replace(setup.trial, recipe=recipe))).train_epoch(0)
         assert sizes == expected, changes
 
 

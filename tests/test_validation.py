@@ -14,6 +14,7 @@ from noisybench.bench.sweep import SweepRequest, build_specs, parse_hp
 from noisybench.core.errors import BenchError
 from noisybench.datasets.registry import Dataset
 from noisybench.methods import build_hparams, get_method
+from noisybench.methods.base import TrialFacts
 from noisybench.methods.registry import _convert, method_names
 from noisybench.noise.human import HUMAN_LABEL_SETS
 
@@ -68,18 +69,20 @@ def test_a_given_forget_rate_or_a_known_noise_rate_is_enough(method, label_file)
         assert len(build_specs(SweepRequest(methods=method, noise=text, seeds="1", epochs=1))) == 1
 
 
-def test_check_sweep_is_a_no_op_by_default_and_resolves_the_forget_rate_for_selection_methods():
+def test_resolve_fills_nothing_by_default_and_the_forget_rate_for_selection_methods():
+    file_noise = TrialFacts("digits", "quick", "file", None, 10, 100)
     for name in method_names():
         if name not in SELECTION_METHODS:
-            get_method(name).check_sweep(build_hparams(name), "file", None)  # no error
+            get_method(name).resolve(build_hparams(name), file_noise)  # no error
     for name in SELECTION_METHODS:
-        get_method(name).check_sweep(build_hparams(name), "sym", 0.4)
+        resolved = get_method(name).resolve(build_hparams(name), TrialFacts("digits", "quick", "sym", 0.4, 10, 100))
+        assert resolved.hparams.forget_rate == 0.4 and "forget_rate" in resolved.sources
         with pytest.raises(BenchError, match=rf"--hp {name}\.forget_rate=0\.2"):
-            get_method(name).check_sweep(build_hparams(name), "file", None)
-    # JoCoR halves the noise rate under asym noise, as its constructor does.
-    jocor = get_method("jocor")
-    assert jocor.forget_rate_for(build_hparams("jocor"), "asym", 0.4) == pytest.approx(0.2)
-    assert jocor.forget_rate_for(build_hparams("jocor", {"forget_rate": "0.3"}), "asym", 0.4) == 0.3
+            get_method(name).resolve(build_hparams(name), file_noise)
+    # JoCoR halves the noise rate under asym noise (algorithm/jocor.py); a given rate stays.
+    jocor, asym = get_method("jocor"), TrialFacts("digits", "quick", "asym", 0.4, 10, 100)
+    assert jocor.resolve(build_hparams("jocor"), asym).hparams.forget_rate == pytest.approx(0.2)
+    assert jocor.resolve(build_hparams("jocor", {"forget_rate": "0.3"}), asym).hparams.forget_rate == 0.3
 
 
 def test_a_kind_without_a_rate_must_say_its_nominal_rate():

@@ -82,7 +82,7 @@ class Trainer:
         self.num_classes = setup.dataset.num_classes
         # Methods whose rounds vary in length (Me-Momentum) ask for more epochs than the protocol's;
         # the trainer never runs past this budget.
-        self.max_epochs = self.method.epoch_budget(self.recipe.epochs)
+        self.max_epochs = setup.trial.epoch_budget
         if self.max_epochs < 1:
             raise ValueError(f"{self.spec.method}: epoch budget {self.max_epochs} < 1")
         self.validation: dict[str, float] = {}  # this epoch's noisy-validation accuracy, for hooks

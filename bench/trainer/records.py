@@ -1,7 +1,6 @@
 """What a trial directory records besides its metrics: spec.json's provenance and feature snapshots."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 
@@ -49,18 +48,15 @@ def stream_and_weights_record(setup: TrialSetup) -> dict:
 
 
 def spec_record(setup: TrialSetup) -> dict:
-    """spec.json: the spec plus what it resolved to (for provenance; not part of the hash)."""
+    """spec.json: the resolved trial (bench/trainer/resolve.py: what decides its numbers), the noisy
+    labels it drew, and the run's provenance (neither is part of the hash)."""
     return {
-        "spec": setup.spec.to_json(),
-        "hash": setup.spec.hash,
-        "recipe": setup.recipe.to_json(),
-        "hparams": dataclasses.asdict(setup.method.hparams),
-        **({"hparams_filled": dict(setup.filled_hparams)} if setup.filled_hparams else {}),
+        **setup.trial.record(),
         "noise": setup.noisy.as_json(),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),
         **stream_and_weights_record(setup),
-        "epoch_budget": setup.method.epoch_budget(setup.recipe.epochs),
+        "epoch_budget": setup.trial.epoch_budget,
         "device": str(setup.data.device),
         "arithmetic": setup.data.arithmetic.to_json(),
         # On the CPU a sum split over another number of threads rounds differently: part of what

@@ -1,16 +1,17 @@
 """One trial's set-up: its data on the device, its noisy labels, its recipe and its method."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 import noisybench.datasets as datasets
 import noisybench.noise as noise
-from noisybench.bench.trainer.protocols import Recipe, resolve_recipe
 from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.data import DeviceData, split_validation
+from noisybench.bench.trainer.protocols import Recipe
+from noisybench.bench.trainer.resolve import ResolvedTrial, as_resolved
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import CURRENT_SEEDING, common_seed, derive_seed
 from noisybench.core.spec import TrialSpec
@@ -18,20 +19,26 @@ from noisybench.methods import get_method
 from noisybench.methods.base import Method, MethodContext
 from noisybench.methods.networks import build_model
 from noisybench.methods.networks.pretrained import load_pretrained, read_state_dict
-from noisybench.methods.registry import check_trial_plugins, resolve_hparams
+from noisybench.methods.registry import check_trial_plugins
 
 
 @dataclass
 class TrialSetup:
     """Everything a trial needs before its first step (shared by run_trial and `bench speed`)."""
 
-    spec: TrialSpec
-    recipe: Recipe
+    trial: ResolvedTrial
     dataset: object
     noisy: object
     data: DeviceData
     method: Method
-    filled_hparams: dict[str, str] = field(default_factory=dict)  # name -> source (Method.fill_hparams)
+
+    @property
+    def spec(self) -> TrialSpec:
+        return self.trial.spec
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.trial.recipe
 
     def shared_seed(self, purpose: str, *stream: object) -> int:
         """The seed of a stream every method and hyperparameter value of (dataset, model, seed)
@@ -39,37 +46,31 @@ class TrialSetup:
         return common_seed(purpose, self.spec.dataset, self.recipe.model, self.spec.seed, *stream)
 
 
-def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=None,
+def setup_trial(trial: ResolvedTrial | TrialSpec, device: torch.device, data_root=None, dataset=None,
                 memory_format: str | None = None, fused: bool | None = None,
                 autotune: bool | None = None) -> TrialSetup:
-    """Data, noisy labels, recipe and method of one trial, on ``device``, computing with the
-    spec's precision and the given run settings (each None: the device's default).
+    """Data, noisy labels and method of one resolved trial, on ``device``, computing with the
+    spec's precision and the given run settings (each None: the device's default).  The recipe and
+    hyperparameters are the resolved trial's (a bare TrialSpec, built by hand, is resolved once).
 
     ``dataset``: an in-memory Dataset to use instead of loading ``spec.dataset`` (`bench speed`
     times the real trial on synthetic data of a real dataset's shape this way).
     """
+    spec = trial.spec if isinstance(trial, ResolvedTrial) else trial
     if spec.seeding != CURRENT_SEEDING:
         raise BenchError(f"{spec.label()} was made under seeding scheme {spec.seeding} (noisybench 0.1: from the spec "
                          f"hash), which this version no longer trains; rerun the sweep to train it under common "
                          f"random numbers (scheme {CURRENT_SEEDING}) in a new trial directory")
-    if dataset is None:  # a stored trial (`bench speed` brings its own data and stores nothing)
-        # The plugin versions in the spec (and its hash) must be the ones this process trains with.
-        model = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model).model
-        check_trial_plugins(spec.plugin, spec.method, spec.dataset, model)
+    stored = dataset is None  # a stored trial (`bench speed` brings its own data and stores nothing)
+    if stored:
         dataset = datasets.load(spec.dataset, data_root)
-    noise_spec = noise.parse_noise(spec.noise)
-    noisy = noise.apply_noise(noise_spec, dataset, spec.seed, data_root=data_root)
-    recipe = resolve_recipe(spec.protocol, spec.dataset, spec.method, model=spec.model,
-                            epochs=spec.epochs, batch_size=spec.batch_size)
-    # The protocol's defaults for the method, the spec's --hp values, then what the method fills in
-    # for this dataset and noise (e.g. DivideMix's lambda_u per noise rate), each with its source.
-    hparams, filled_hparams = resolve_hparams(spec.method, dict(spec.hparams), dict(recipe.method_hparams),
-                                              spec.dataset, spec.protocol, noise_spec.kind, noisy.nominal_rate,
-                                              dataset.num_classes)
-    # Validation is held out when the protocol or the method asks (Me-Momentum's data_percent=0.9):
-    # the larger fraction wins, and the split depends on (dataset, noise, seed) and that fraction only.
-    val_fraction = max(recipe.val_fraction, get_method(spec.method).validation_fraction(hparams))
-    train_idx, val_idx = split_validation(len(noisy.labels), val_fraction,
+    trial = as_resolved(trial, dataset)
+    recipe = trial.recipe
+    if stored:
+        # The plugin versions in the spec (and its hash) must be the ones this process trains with.
+        check_trial_plugins(spec.plugin, spec.method, spec.dataset, recipe.model)
+    noisy = noise.apply_noise(noise.parse_noise(spec.noise), dataset, spec.seed, data_root=data_root)
+    train_idx, val_idx = split_validation(len(noisy.labels), trial.validation_fraction,
                                           (spec.dataset, spec.noise, spec.seed))
     arithmetic = Arithmetic.resolve(device, spec.precision, memory_format, fused, autotune)
     data = DeviceData(dataset, noisy.labels, recipe, device, train_idx, val_idx, arithmetic)
@@ -90,10 +91,12 @@ def setup_trial(spec: TrialSpec, device: torch.device, data_root=None, dataset=N
             net = net.to(memory_format=torch.channels_last)
         return net
 
+    facts = trial.facts
     ctx = MethodContext(
         num_classes=dataset.num_classes, num_train=len(noisy.labels), epochs=recipe.epochs,
-        noise_kind=noise_spec.kind, noise_rate=noisy.nominal_rate, device=device,
+        noise_kind=facts.noise_kind, noise_rate=facts.noise_rate, device=device,
         seed=derive_seed("method-seed", spec.hash), build_network=build_network, batch_size=recipe.batch_size,
+        dataset=spec.dataset, protocol=spec.protocol,
     )
-    method = get_method(spec.method)(hparams, ctx).to(device)
-    return TrialSetup(spec, recipe, dataset, noisy, data, method, filled_hparams)
+    method = get_method(spec.method)(trial.filled_hparams, ctx).to(device)
+    return TrialSetup(trial, dataset, noisy, data, method)

@@ -16,6 +16,7 @@ from noisybench.bench.trainer.arithmetic import Arithmetic
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.records import spec_record
+from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, HANDED_OVER, HELD, INCOMPLETE
@@ -47,10 +48,11 @@ def stored_record(trial: TrialDir) -> dict | None:
         return None
 
 
-def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | None = None, data_root=None,
+def run_trial(spec: ResolvedTrial | TrialSpec, results_root, *, device: str | torch.device | None = None, data_root=None,
               show_progress: bool = False, checkpoint_every: int = 1, feature_epochs: tuple[int, ...] = (),
               memory_format: str | None = None, fused: bool | None = None, autotune: bool | None = None) -> dict:
-    """Run (or resume) one trial into the store and return its summary.
+    """Run (or resume) one resolved trial into the store and return its summary (a bare TrialSpec,
+    built by hand, is resolved once on the way in: bench/trainer/resolve.py).
 
     ``feature_epochs``: 1-based epochs after whose evaluation the training set's penultimate
     features are saved (features_e{E}.npz); they are diagnostics and not part of the spec.
@@ -87,7 +89,7 @@ def run_trial(spec: TrialSpec, results_root, *, device: str | torch.device | Non
         lease.release()
 
 
-def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, data_root, show_progress,
+def _run_held_trial(spec: ResolvedTrial | TrialSpec, trial: TrialDir, results_root, *, device, data_root, show_progress,
                     checkpoint_every, feature_epochs, settings: dict) -> dict:
     trial.remove_leftovers()  # temporary files of a writer killed mid-write
     if trial.state == DONE:
@@ -143,7 +145,8 @@ def _run_held_trial(spec: TrialSpec, trial: TrialDir, results_root, *, device, d
         try:
             trial.path.mkdir(parents=True, exist_ok=True)
             if stored_record(trial) is None:  # failed before its record was written: keep it findable
-                atomic_write_json(trial.spec_file, {"spec": spec.to_json(), "hash": spec.hash})
+                record = spec.record() if isinstance(spec, ResolvedTrial) else {"spec": spec.to_json(), "hash": spec.hash}
+                atomic_write_json(trial.spec_file, record)
             trial.mark_failed(error, traceback.format_exc())
         except OSError as cannot_record:
             where = getattr(exc, "filename", None) or trial.path
