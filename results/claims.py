@@ -239,7 +239,8 @@ def finder(trials: list[Trial]) -> Callable[[str, Trial], Trial | None]:
 
 def judge_store(trials: list[Trial], claims_of: Callable[[str], tuple[Claim, ...]] | None = None) -> list[Judgement]:
     """Every claim of every cell's method, cells in (dataset, protocol, method, noise) order."""
-    from noisybench.results.tables import method_sort_key, noise_sort_key
+    from noisybench.results.labels import method_sort_key
+    from noisybench.results.tables import noise_sort_key
 
     claims_of = claims_of or _registered_claims
     by_cell: dict[tuple, list[Trial]] = {}
@@ -247,7 +248,8 @@ def judge_store(trials: list[Trial], claims_of: Callable[[str], tuple[Claim, ...
         by_cell.setdefault((*trial.setting, trial.method), []).append(trial)
     find = finder(trials)
     out = []
-    for key in sorted(by_cell, key=lambda k: (k[0], k[1], method_sort_key(k[3]), noise_sort_key(k[2]))):
+    for key in sorted(by_cell, key=lambda k: (k[0], k[1], method_sort_key(k[3], by_cell[k][0].base),
+                                               noise_sort_key(k[2]))):
         cell = by_cell[key]
         seeds = [t.seed for t in cell]
         if len(seeds) != len(set(seeds)):
