@@ -148,6 +148,18 @@ def test_an_old_store_beside_new_trials_keeps_its_rows_apart_and_chosen_by_name(
     assert "Published numbers: none for the measured cells" in capsys.readouterr().out
 
 
+def test_claims_judge_each_seeding_scheme_in_its_own_row(tmp_path, capsys):
+    """Trials of both schemes on one seed are two cells, not one cell with a seed counted twice."""
+    lines = {"label_precision": 0.9, "kept_fraction": 0.6}
+    for seeding in (LEGACY_SEEDING, CURRENT_SEEDING):
+        for seed in range(2):
+            write_trial(tmp_path, "coteaching", seed, seeding=seeding, dataset="digits", noise="sym:0.4",
+                        protocol="quick", metrics=lines)
+    assert main(["claims", "--results", str(tmp_path), "--format", "csv"]) == 0
+    claims = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert set(claims.method) == {"coteaching", "coteaching (0.1 seeding)"}
+
+
 def test_curves_draw_every_row_of_a_method_in_its_colour(store, tmp_path, capsys):
     from noisybench.results.plots import plot_curves
 
