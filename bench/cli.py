@@ -133,6 +133,7 @@ def table_options(args, results: str):
     """--columns, --methods, --noise and --split of `bench table`, checked against the store."""
     import noisybench.noise as noise
     from noisybench.results.aggregate import load_trials
+    from noisybench.results.labels import method_choices
     from noisybench.results.tables import PARTS, TableOptions
 
     parts = tuple(split_names(args.columns)) if args.columns else None
@@ -142,7 +143,7 @@ def table_options(args, results: str):
     methods = tuple(split_names(args.methods)) if args.methods else None
     noises = tuple(noise.parse_noise(t).text for t in split_names(args.noise)) if args.noise else None
     trials = load_trials(results)
-    labels = set(trials["method"]) | set(trials["method"].str.split("[").str[0])
+    labels = method_choices(trials)
     for what, wanted, have in (("--methods", methods, labels), ("--noise", noises, set(trials["noise"]))):
         missing = [w for w in wanted or () if w not in have]
         if missing:

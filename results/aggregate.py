@@ -16,41 +16,30 @@ import pandas as pd
 from noisybench.core.errors import BenchError
 from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
+from noisybench.results.labels import (
+    LABEL_DATA,
+    OLD_SEEDING_MARK,
+    label_data,
+    method_label,
+    plugin_version_mark,
+    protocol_label,
+    with_label_data,
+)
 from noisybench.results.store import DONE, DamagedTrial, TrialDir, TrialStore
 from noisybench.results.summary import best_and_last
 
 GROUP_KEYS = ["dataset", "protocol", "noise", "method"]
 SUMMARY_COLUMNS = GROUP_KEYS + ["n", "best_mean", "best_std", "last_mean", "last_std"]
-# Rows of trials seeded by noisybench 0.1's scheme, in a store that also holds trials of today's.
-OLD_SEEDING_MARK = " (0.1 seeding)"
-
-
-def method_label(spec: dict) -> str:
-    """The method's row name: its registry name, plus any --hp overrides."""
-    hp = spec.get("hparams") or {}
-    if not hp:
-        return spec["method"]
-    return spec["method"] + "[" + ",".join(f"{k}={v}" for k, v in sorted(hp.items())) + "]"
-
-
-def protocol_label(spec: dict, record: dict | None = None) -> str:
-    """The protocol's name, plus command-line changes to its recipe.  Initial weights are named by
-    file and, where spec.json recorded it, the first 8 hex digits of their sha256: two files of one
-    name are other recipes and never share a cell."""
-    changes = [f"{k}={spec[k]}" for k in ("model", "epochs", "batch_size", "precision") if spec.get(k) is not None]
-    if spec.get("pretrained"):  # other initial weights are another recipe: never averaged together
-        digest = ((record or {}).get("pretrained") or {}).get("sha256")
-        changes.append(f"pretrained={Path(spec['pretrained']).name}" + (f"@{digest[:8]}" if digest else ""))
-    return spec["protocol"] + (f"[{','.join(changes)}]" if changes else "")
 
 
 def trial_identity(record: dict) -> dict:
     """The columns that say which cell and seed a trial belongs to, and what keeps cells apart (its
-    seeding scheme, its plugin versions): one definition for tables, curves and per-class tables."""
+    seeding scheme, its plugin versions), and the data the labels are made from (results/labels.py):
+    one definition for tables, curves and per-class tables."""
     spec = record["spec"]
     return {"dataset": spec["dataset"], "protocol": protocol_label(spec, record), "noise": spec["noise"],
             "method": method_label(spec), "seed": spec["seed"],
-            "seeding": spec.get("seeding", LEGACY_SEEDING), "plugin": spec.get("plugin")}
+            "seeding": spec.get("seeding", LEGACY_SEEDING), "plugin": spec.get("plugin"), **label_data(spec)}
 
 
 def keep_cells_apart(frame: pd.DataFrame, echo: Callable[[str], None] = warn) -> pd.DataFrame:
@@ -112,7 +101,8 @@ def keep_plugin_versions_apart(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     versions = frame.groupby("method")["plugin"].transform(lambda v: v.fillna("").nunique())
     mixed = versions > 1
-    frame.loc[mixed, "method"] = frame.loc[mixed, "method"] + " {" + frame.loc[mixed, "plugin"].fillna("built-in") + "}"
+    marks = frame.loc[mixed, "plugin"].fillna("").map(plugin_version_mark)
+    frame.loc[mixed, "method"] = frame.loc[mixed, "method"] + marks
     return frame
 
 
@@ -166,11 +156,12 @@ def spec_difference(first: str, second: str) -> str:
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds, in percent; one row per (dataset, protocol, noise, method).
 
-    Besides ``<part>_mean``/``<part>_std`` each row carries ``<part>_by_seed``, {seed: percent}.
+    Besides ``<part>_mean``/``<part>_std`` each row carries ``<part>_by_seed``, {seed: percent}, and
+    the data its labels are made from (results/labels.py's LABEL_DATA).
     """
     if trials.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    done = trials[trials["state"] == DONE]
+        return pd.DataFrame(columns=SUMMARY_COLUMNS + LABEL_DATA)
+    done = with_label_data(trials[trials["state"] == DONE])
     twice = done[done.duplicated(GROUP_KEYS + ["seed"], keep=False)]
     if not twice.empty:  # one seed counted twice would shrink the std and fake a larger n
         paths = sorted(twice["path"].astype(str))[:2]
@@ -178,7 +169,8 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
                          f"differ in {spec_difference(*paths)}, which the table does not show -- table them from "
                          "separate --results directories")
     value_cols = ["best", "last"] + [c for c in ("selected", "own") if c in done]
-    grouped = done.groupby(GROUP_KEYS, sort=False)
+    # A label determines its data, so grouping by both keeps the cells and carries the data along.
+    grouped = done.groupby(GROUP_KEYS + LABEL_DATA, sort=False)
     out = grouped["best"].count().to_frame("n")
     for col in value_cols:
         out[f"{col}_mean"] = grouped[col].mean() * 100.0

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from noisybench.core.errors import BenchError
+from noisybench.core.seeding import CURRENT_SEEDING
 from noisybench.methods.claims import Claim, Quantity, Window
-from noisybench.results.aggregate import trial_identity
+from noisybench.results.aggregate import keep_cells_apart, trial_identity
 from noisybench.results.integrity import verified_done_trials, warn
 
 HOLDS, FAILS, MIXED, UNTESTED = "holds", "fails", "mixed", "untested"
@@ -46,6 +48,8 @@ class Trial:
     lines: list[dict]
     realised_rate: float | None = None
     hparams: dict = field(default_factory=dict)
+    overrides: str = ""  # the --hp overrides the label shows; "" for the method's defaults
+    seeding: int = CURRENT_SEEDING  # a baseline is found among trials of the same seeding scheme
 
     @property
     def setting(self) -> tuple[str, str, str]:
@@ -53,16 +57,21 @@ class Trial:
 
 
 def load_trials(root, echo: Callable[[str], None] = warn) -> list[Trial]:
-    """Every finished, verified trial of the store at ``root``."""
+    """Every finished, verified trial of the store at ``root``, in rows labelled as the tables label
+    them: trials of the old seeding scheme or of other plugin versions in cells of their own."""
+    verified = list(verified_done_trials(root, echo))
+    if not verified:
+        return []
+    identities = keep_cells_apart(pd.DataFrame([trial_identity(v.record) for v in verified]), echo)
     trials = []
-    for verified in verified_done_trials(root, echo):
-        record, identity = verified.record, trial_identity(verified.record)
+    for one, identity in zip(verified, identities.itertuples(index=False)):
+        record = one.record
         trials.append(Trial(
-            dataset=identity["dataset"], protocol=identity["protocol"], noise=identity["noise"],
-            method=identity["method"], base=record["spec"]["method"], seed=int(identity["seed"]),
-            lines=sorted(verified.metrics, key=lambda m: m.get("epoch", 0)),
+            dataset=identity.dataset, protocol=identity.protocol, noise=identity.noise,
+            method=identity.method, base=identity.method_name, seed=int(identity.seed),
+            lines=sorted(one.metrics, key=lambda m: m.get("epoch", 0)),
             realised_rate=(record.get("noise") or {}).get("realised_rate"),
-            hparams=dict(record.get("hparams") or {})))
+            hparams=dict(record.get("hparams") or {}), overrides=identity.hparams, seeding=int(identity.seeding)))
     return trials
 
 
@@ -228,18 +237,20 @@ def judge(claim: Claim, trials: list[Trial], find: Callable[[str, Trial], Trial 
 
 
 def finder(trials: list[Trial]) -> Callable[[str, Trial], Trial | None]:
-    """find(method, trial): that method's trial (default hyperparameters) of the same setting and seed."""
-    index = {(t.setting, t.base, t.seed): t for t in trials if t.method == t.base}
+    """find(method, trial): that method's trial (default hyperparameters) of the same setting, seed
+    and seeding scheme (trials of two schemes do not share their noisy labels' pairing)."""
+    index = {(t.setting, t.base, t.seed, t.seeding): t for t in trials if not t.overrides}
 
     def find(method: str, trial: Trial) -> Trial | None:
-        return index.get((trial.setting, method, trial.seed))
+        return index.get((trial.setting, method, trial.seed, trial.seeding))
 
     return find
 
 
 def judge_store(trials: list[Trial], claims_of: Callable[[str], tuple[Claim, ...]] | None = None) -> list[Judgement]:
     """Every claim of every cell's method, cells in (dataset, protocol, method, noise) order."""
-    from noisybench.results.tables import method_sort_key, noise_sort_key
+    from noisybench.results.labels import method_sort_key
+    from noisybench.results.tables import noise_sort_key
 
     claims_of = claims_of or _registered_claims
     by_cell: dict[tuple, list[Trial]] = {}
@@ -247,7 +258,8 @@ def judge_store(trials: list[Trial], claims_of: Callable[[str], tuple[Claim, ...
         by_cell.setdefault((*trial.setting, trial.method), []).append(trial)
     find = finder(trials)
     out = []
-    for key in sorted(by_cell, key=lambda k: (k[0], k[1], method_sort_key(k[3]), noise_sort_key(k[2]))):
+    for key in sorted(by_cell, key=lambda k: (k[0], k[1], method_sort_key(k[3], by_cell[k][0].base),
+                                               noise_sort_key(k[2]))):
         cell = by_cell[key]
         seeds = [t.seed for t in cell]
         if len(seeds) != len(set(seeds)):

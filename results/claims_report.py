@@ -180,7 +180,7 @@ def plot_claim(judgements: list[Judgement], cells: dict[tuple, list[Trial]], fin
         claim, trials = j.claim, cells[(j.dataset, j.protocol, j.noise, j.method)]
         total = max((m.get("epoch", 0) for t in trials for m in t.lines), default=0)
         for side, style in ((claim.left, "-"), (claim.right, "--")):
-            color = method_color(side.method or j.method)
+            color = method_color(side.method or trials[0].base)  # a side of another method, or the cell's own
             if side.metric is None:
                 level = _level(side, trials)
                 if level is not None:

@@ -19,7 +19,8 @@ from noisybench.noise.report import class_noise
 from noisybench.results.aggregate import GROUP_KEYS, keep_cells_apart, trial_identity
 from noisybench.results.integrity import verified_done_trials
 from noisybench.results.summary import LAST_K
-from noisybench.results.tables import method_sort_key, noise_sort_key
+from noisybench.results.labels import method_names_by_label, sort_methods
+from noisybench.results.tables import noise_sort_key
 
 PER_CLASS_METRIC = "test_acc_per_class"
 
@@ -67,7 +68,7 @@ def class_tables(frame: pd.DataFrame) -> str:
     settings = frame.groupby(["dataset", "protocol", "noise"], sort=False)
     for (dataset, protocol, noise) in sorted(settings.groups, key=lambda k: (k[0], k[1], noise_sort_key(k[2]))):
         block = settings.get_group((dataset, protocol, noise))
-        methods = sorted(block["method"].unique(), key=method_sort_key)
+        methods = sort_methods(block["method"], method_names_by_label(block))
         seeds = sorted(block["seed"].unique())
         # The noise draw depends on the seed only, so any one method's trials describe it.
         draw = block[block["method"] == methods[0]]

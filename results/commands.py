@@ -23,15 +23,15 @@ def _split(text: str | None) -> list[str]:
 def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
     """Keep the rows of the chosen methods (registry name or full row label) and noise settings."""
     import noisybench.noise as noise
+    from noisybench.results.labels import chosen_methods, method_choices
 
     if methods:
         wanted = _split(methods)
-        base = epochs["method"].str.split("[").str[0]
-        unknown = [m for m in wanted if m not in set(epochs["method"]) | set(base)]
+        unknown = [m for m in wanted if m not in method_choices(epochs)]
         if unknown:
             raise BenchError(f"--methods: {', '.join(unknown)} has no finished trial under {where}; "
                              f"there are: {', '.join(sorted(set(epochs['method'])))}")
-        epochs = epochs[epochs["method"].isin(wanted) | base.isin(wanted)]
+        epochs = epochs[chosen_methods(epochs, wanted)]
     if noises:
         wanted = [noise.parse_noise(text).text for text in _split(noises)]
         unknown = [n for n in wanted if n not in set(epochs["noise"])]
@@ -44,6 +44,7 @@ def filter_epochs(epochs, methods: str | None, noises: str | None, where: str):
 
 def cmd_plot_curves(args) -> int:
     from noisybench.results.aggregate import load_epochs
+    from noisybench.results.labels import method_names_by_label
     from noisybench.results.plots import check_figure_path, method_colors, parse_epoch_range, plot_curves
 
     root = _results_dir(args.results)
@@ -54,7 +55,7 @@ def cmd_plot_curves(args) -> int:
     epochs = load_epochs(root)
     if epochs.empty:
         raise BenchError(f"no finished trials under {root}; run `bench run --results {root}` first")
-    colors = method_colors(epochs["method"])  # the store's colours, whichever methods are drawn
+    colors = method_colors(method_names_by_label(epochs))  # the store's colours, whichever methods are drawn
     epochs = filter_epochs(epochs, args.methods, args.noise, str(root))
     if args.dpi < 10:
         raise BenchError(f"--dpi {args.dpi}: give at least 10 (100 is the screen default, 300 print quality)")

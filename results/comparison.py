@@ -73,7 +73,7 @@ class _Footnotes:
 def _rows(block: pd.DataFrame, notes: _Footnotes) -> list[list[str]]:
     rows = []
     for r in block.itertuples():
-        same_name = r.method_in_paper.lower() in ("", r.method.split("[")[0])
+        same_name = r.method_in_paper.lower() in ("", r.method_name)
         method = r.method if same_name else f"{r.method} ({r.method_in_paper})"
         published_n = "–" if _missing(r.published_n) else str(int(r.published_n))
         remarks = [notes.remark(text) for text in (r.protocol_differs, r.note) if text]

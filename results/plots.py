@@ -34,10 +34,11 @@ from noisybench.results.style import (  # noqa: F401  (method_colors, metric_nam
     metric_name,
     metric_scale,
 )
-from noisybench.results.tables import method_sort_key, noise_sort_key
+from noisybench.results.labels import LABEL_DATA, method_names_by_label, sort_methods
+from noisybench.results.tables import noise_sort_key
 
 SETTING_KEYS = ["dataset", "protocol", "noise"]
-IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch", "seeding", "plugin"}
+IDENTITY_COLUMNS = {"dataset", "protocol", "noise", "method", "seed", "epoch", "seeding", "plugin", *LABEL_DATA}
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 DPI = 100
 CURVE_PANEL_INCHES = (5.0, 3.6)
@@ -152,7 +153,8 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
     settings = sorted(present.itertuples(index=False, name=None),
                       key=lambda s: (s[0], s[1], noise_sort_key(s[2])))
     several_protocols = len({(d, p) for d, p, _ in settings}) > 1
-    drawn_methods = pd.concat([t["method"] for t in tables.values()])
+    names = method_names_by_label(epochs)
+    drawn_methods = {label: names[label] for t in tables.values() for label in t["method"]}
     colors = colors or method_colors(drawn_methods)
     markers = method_markers(drawn_methods)
     ncols = min(3, len(settings))
@@ -166,7 +168,7 @@ def plot_curves(epochs: pd.DataFrame, metrics: list[str], out=None, *, where: st
             table = tables[metric]
             panel = table[(table.dataset == dataset) & (table.protocol == protocol) & (table.noise == noise)]
             scale = metric_scale(metric)
-            for method in sorted(panel["method"].unique(), key=method_sort_key):
+            for method in sort_methods(panel["method"], names):
                 curve = panel[panel["method"] == method]
                 x = curve["epoch"].to_numpy(dtype=float)
                 if progress:

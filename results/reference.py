@@ -25,7 +25,8 @@ CE and Co-teaching (causalnl_fmnist_table1.csv) and Co-teaching's MNIST Table 4
 (coteaching_paper_table4_mnist.csv); each transcribed with its caveats in the project's shared
 data/published/SOURCE.md.
 
-`bench table --compare-paper` matches rows on (dataset, noise, method), compares measured Best
+`bench table --compare-paper` matches rows on (dataset, noise, method) -- the measured row's registry
+name, whatever its label adds (--hp overrides, the marks of results/labels.py) --, compares measured Best
 with published Best and Last with Last, and gives each pair a verdict (results/verdict.py)
 where the metric is stated, the recipe is the published one and our n >= 2.
 """
@@ -38,6 +39,7 @@ import pandas as pd
 
 from noisybench.core.errors import BenchError
 from noisybench.results.comparison import COMPARISON_COLUMNS, FORMATS
+from noisybench.results.labels import METHOD_NAME, method_sort_key, with_label_data
 from noisybench.results.verdict import NOT_JUDGED, judge
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
@@ -82,26 +84,18 @@ def load_reference(directory=REFERENCE_DIR) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def base_method(label: str) -> str:
-    """``lend[k=4]`` -> ``lend``: the row's method before its --hp overrides."""
-    return label.split("[")[0]
-
-
-def base_protocol(label: str) -> str:
-    """``quick[epochs=3]`` -> ``quick``."""
-    return label.split("[")[0]
-
-
-def protocol_remark(measured_protocol: str, measured_method: str, reference_row) -> str:
-    """Empty when the measured trials used the recipe the published number came from; else why not."""
+def protocol_remark(measured, reference_row) -> str:
+    """Empty when the measured cell (a summary row with results/labels.py's LABEL_DATA) used the
+    recipe the published number came from; else why not."""
     reasons = []
+    recipe_changed = measured.protocol != measured.protocol_name  # the label shows command-line changes
     if not reference_row.bench_protocol:
         reasons.append(f"no noisybench protocol reproduces the source's recipe ({reference_row.protocol}; "
-                       f"{reference_row.backbone}); measured with {measured_protocol}")
-    elif base_protocol(measured_protocol) != reference_row.bench_protocol or measured_protocol != base_protocol(measured_protocol):
-        reasons.append(f"measured with {measured_protocol}, published with {reference_row.bench_protocol} "
+                       f"{reference_row.backbone}); measured with {measured.protocol}")
+    elif measured.protocol_name != reference_row.bench_protocol or recipe_changed:
+        reasons.append(f"measured with {measured.protocol}, published with {reference_row.bench_protocol} "
                        f"({reference_row.protocol}; {reference_row.backbone})")
-    if measured_method != base_method(measured_method):
+    if measured.hparams:
         reasons.append("measured with hyperparameter overrides")
     return "; ".join(reasons)
 
@@ -131,17 +125,19 @@ def verdict_of(measured, ref, remark: str) -> dict:
 def compare_with_reference(summary: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """One row per (measured cell, published number) pair with the same dataset, noise and method
     (COMPARISON_COLUMNS), sorted like the tables: dataset, protocol, noise, method, Best before Last."""
-    from noisybench.results.tables import method_sort_key, noise_sort_key
+    from noisybench.results.tables import noise_sort_key
 
+    summary = with_label_data(summary)
     rows = []
     for measured in summary.itertuples():
         matches = reference[(reference.dataset == measured.dataset) & (reference.noise == measured.noise)
-                            & (reference.method == base_method(measured.method))]
+                            & (reference.method == measured.method_name)]
         for ref in matches.itertuples():
-            remark = protocol_remark(measured.protocol, measured.method, ref)
+            remark = protocol_remark(measured, ref)
             rows.append({
                 "dataset": measured.dataset, "protocol": measured.protocol, "noise": measured.noise,
-                "method": measured.method, "metric": ref.metric, "n": int(measured.n),
+                "method": measured.method, METHOD_NAME: measured.method_name, "metric": ref.metric,
+                "n": int(measured.n),
                 **verdict_of(measured, ref, remark),
                 "published": ref.value, "published_std": ref.std, "published_n": ref.n,
                 "best_mean": measured.best_mean, "best_std": measured.best_std,
@@ -153,16 +149,17 @@ def compare_with_reference(summary: pd.DataFrame, reference: pd.DataFrame) -> pd
     if not rows:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     pairs = pd.DataFrame(rows)
-    order = pairs.apply(lambda r: (r.dataset, r.protocol, noise_sort_key(r.noise), method_sort_key(r.method),
-                                   METRICS.index(r.metric)), axis=1)
+    order = pairs.apply(lambda r: (r.dataset, r.protocol, noise_sort_key(r.noise),
+                                   method_sort_key(r.method, r.method_name), METRICS.index(r.metric)), axis=1)
     return pairs.iloc[sorted(range(len(pairs)), key=lambda i: order.iloc[i])].reset_index(drop=True)
 
 
 def unmatched_cells(summary: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
     """'dataset noise method' of every measured cell no published number matches."""
+    summary = with_label_data(summary)
     keys = set(zip(reference.dataset, reference.noise, reference.method))
     return sorted({f"{r.dataset} {r.noise} {r.method}" for r in summary.itertuples()
-                   if (r.dataset, r.noise, base_method(r.method)) not in keys})
+                   if (r.dataset, r.noise, r.method_name) not in keys})
 
 
 def render_comparison(summary: pd.DataFrame, fmt: str = "markdown", reference: pd.DataFrame | None = None) -> str:

@@ -23,7 +23,8 @@ import pandas as pd
 from noisybench.core.errors import BenchError
 from noisybench.results.aggregate import load_epochs, load_trials, summarize
 from noisybench.results.store import DONE, FAILED, INCOMPLETE, DamagedTrial, TrialDir
-from noisybench.results.tables import method_sort_key, noise_sort_key, render
+from noisybench.results.labels import METHOD_NAME, method_names_by_label, method_sort_key, sort_methods
+from noisybench.results.tables import noise_sort_key, render
 
 # LEND's per-epoch diagnostics (methods/lend.py: StepOutput.relabelled scored against the clean
 # labels): the accuracy of its diluted labels and of the model's own predictions on the training set.
@@ -43,13 +44,14 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _setting_order(frame: pd.DataFrame) -> pd.DataFrame:
-    ordered = frame.assign(_n=frame["noise"].map(noise_sort_key), _m=frame["method"].map(method_sort_key))
+    method_order = [method_sort_key(label, name) for label, name in zip(frame["method"], frame[METHOD_NAME])]
+    ordered = frame.assign(_n=frame["noise"].map(noise_sort_key), _m=method_order)
     return ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
 
 
 def trial_counts_section(trials: pd.DataFrame) -> str:
     """Trials per state for every (dataset, protocol, noise, method), realised noise, failures."""
-    keys = ["dataset", "protocol", "noise", "method"]
+    keys = ["dataset", "protocol", "noise", "method", METHOD_NAME]  # the name, for the row order
     counts = trials.groupby(keys + ["state"]).size().unstack("state", fill_value=0)
     for state in (DONE, FAILED, INCOMPLETE):
         if state not in counts:
@@ -58,7 +60,7 @@ def trial_counts_section(trials: pd.DataFrame) -> str:
     table = _setting_order(counts.reset_index())
     rows = []
     for r in table.itertuples(index=False):
-        key = (r.dataset, r.protocol, r.noise, r.method)
+        key = (r.dataset, r.protocol, r.noise, r.method, r.method_name)
         rate = realised.get(key)
         rows.append([r.dataset, r.protocol, r.noise, r.method, str(getattr(r, DONE)), str(getattr(r, FAILED)),
                      str(getattr(r, INCOMPLETE)), "–" if rate is None or pd.isna(rate) else f"{100 * rate:.1f}%"])
@@ -106,6 +108,7 @@ def applying_fields(recipe: dict, record: dict) -> dict:
 def protocol_section(trials: pd.DataFrame) -> str:
     """The resolved recipe of every protocol (per method where they differ) and the hyperparameters."""
     records = {}
+    names = method_names_by_label(trials)
     for r in trials.itertuples():
         record = json.loads((Path(r.path) / "spec.json").read_text())
         if "recipe" in record:  # a trial that failed before setup has only its spec
@@ -114,7 +117,7 @@ def protocol_section(trials: pd.DataFrame) -> str:
              "The recipes the trials trained with, as resolved and recorded in each trial's spec.json "
              "(a protocol's name plus any --model/--epochs/--batch-size change), and each method's hyperparameters."]
     for protocol in sorted({p for p, _ in records}):
-        methods = sorted((m for p, m in records if p == protocol), key=method_sort_key)
+        methods = sort_methods((m for p, m in records if p == protocol), names)
         recipes = {m: applying_fields(records[(protocol, m)]["recipe"], records[(protocol, m)]) for m in methods}
         fields = list(dict.fromkeys(k for recipe in recipes.values() for k in recipe))
         lines += ["", f"### {protocol}", ""]
@@ -176,7 +179,7 @@ def write_report(results, out, *, tsne: str = "first-seed", tsne_subsample: int 
         summary = summarize(done)
         sections += ["", "## Results", "", render(summary, "markdown", test).rstrip(), "",
                      "### Published numbers", "", render_comparison(summary, "markdown").rstrip()]
-        colors = method_colors(epochs["method"])  # one colour per method in every figure
+        colors = method_colors(method_names_by_label(epochs))  # one colour per method in every figure
         curves = figure_path("curves_test_acc")
         plot_curves(epochs, ["test_acc"], curves, where=str(root), colors=colors)
         sections += ["", "## Learning curves", "",

@@ -3,6 +3,7 @@ units for the logged metrics.  Used by results/plots.py (curves) and results/rep
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 METRIC_LINESTYLES = ["-", "--", ":", "-."]
 # Fractions in [0, 1] that the paper plots in percent.
@@ -22,33 +23,40 @@ BUILTIN_COLORS = {
 OTHER_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1")
 
 
-def method_color(method: str) -> str:
-    """The colour of a method's base name (its --hp variants share it; they differ by marker)."""
+def method_color(name: str) -> str:
+    """The colour of a method, by its registry name (its rows of other labels share it)."""
     import zlib
 
-    base = method.split("[")[0].split(" ")[0]
-    if base in BUILTIN_COLORS:
-        return BUILTIN_COLORS[base]
-    return OTHER_COLORS[zlib.crc32(base.encode()) % len(OTHER_COLORS)]
+    if name in BUILTIN_COLORS:
+        return BUILTIN_COLORS[name]
+    return OTHER_COLORS[zlib.crc32(name.encode()) % len(OTHER_COLORS)]
 
 
-def method_colors(methods) -> dict[str, str]:
-    """One colour per method, the same in every figure of every store and every version: fixed per
-    built-in method, by name for any other, whichever methods a figure shows.  The variants of a
-    method (its --hp rows) share its colour and differ by marker (:func:`method_markers`)."""
-    return {m: method_color(m) for m in set(methods)}
+def _names(methods: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """{row label: registry name}; a plain list holds registry names (each its own label)."""
+    return dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
 
 
-def method_markers(methods) -> dict[str, str | None]:
-    """No marker for a method's plain row; one marker per --hp variant, in label order."""
-    variants: dict[str, list[str]] = {}
-    for m in sorted(set(methods)):
-        variants.setdefault(m.split("[")[0], []).append(m)
+def method_colors(methods: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """One colour per row label, the same in every figure of every store and every version: fixed
+    per built-in method, by name for any other, whichever methods a figure shows.  ``methods`` maps
+    each label to its registry name (results/labels.py's method_names_by_label), or lists registry
+    names.  The rows of one method (its --hp variants, its marked rows) share its colour and
+    differ by marker (:func:`method_markers`)."""
+    return {label: method_color(name) for label, name in _names(methods).items()}
+
+
+def method_markers(methods: Mapping[str, str] | Iterable[str]) -> dict[str, str | None]:
+    """No marker for a method's plain row; one marker per other row of the method (its --hp
+    variants, its marked rows), in label order.  ``methods`` as for :func:`method_colors`."""
+    rows_of: dict[str, list[str]] = {}
+    for label, name in sorted(_names(methods).items()):
+        rows_of.setdefault(name, []).append(label)
     out = {}
-    for base, labels in variants.items():
-        plain = [m for m in labels if m == base]
-        for i, m in enumerate(plain + [m for m in labels if m != base]):
-            out[m] = None if m == base or len(labels) == 1 else MARKERS[i % len(MARKERS)]
+    for name, labels in rows_of.items():
+        ordered = [m for m in labels if m == name] + [m for m in labels if m != name]
+        for i, label in enumerate(ordered):
+            out[label] = None if label == name or len(labels) == 1 else MARKERS[i % len(MARKERS)]
     return out
 
 

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from noisybench.results.aggregate import SUMMARY_COLUMNS
+from noisybench.results.labels import (
+    chosen_methods,
+    method_names_by_label,
+    method_sort_key,
+    sort_methods,
+)
 
 NOISE_ORDER = ["clean", "sym", "pair", "asym", "inst", "file"]
 
@@ -29,10 +35,6 @@ def noise_sort_key(noise: str):
         rate_value = math.inf
     kind_rank = NOISE_ORDER.index(kind) if kind in NOISE_ORDER else len(NOISE_ORDER)
     return (kind_rank, kind, rate_value, rate)
-
-
-def method_sort_key(method: str):
-    return (method.split("[")[0] != "standard", method)
 
 
 def _cell(mean: float, std: float, n: int, show_n: bool) -> str:
@@ -127,19 +129,20 @@ def select(summary: pd.DataFrame, options: TableOptions) -> pd.DataFrame:
     """The summary rows the options keep (a method is named by its row label or its registry name)."""
     keep = summary
     if options.methods is not None:
-        base = keep["method"].str.split("[").str[0]
-        keep = keep[keep["method"].isin(options.methods) | base.isin(options.methods)]
+        keep = keep[chosen_methods(keep, options.methods)]
     if options.noises is not None:
         keep = keep[keep["noise"].isin(options.noises)]
     return keep
 
 
 def _method_order(summary: pd.DataFrame, options: TableOptions) -> list[str]:
-    methods = sorted(summary["method"].unique(), key=method_sort_key)
+    """Row labels in the tables' order, or in the order --methods names them (by label or registry name)."""
+    names = method_names_by_label(summary)
+    methods = sort_methods(summary["method"], names)
     if options.methods is None:
         return methods
     rank = {name: i for i, name in enumerate(options.methods)}
-    return sorted(methods, key=lambda m: (rank.get(m, rank.get(m.split("[")[0], len(rank))), method_sort_key(m)))
+    return sorted(methods, key=lambda m: (rank.get(m, rank.get(names[m], len(rank))), method_sort_key(m, names[m])))
 
 
 def _columns(summary: pd.DataFrame, options: TableOptions | None = None) -> list[tuple[str, str]]:
@@ -297,7 +300,8 @@ def to_csv(summary: pd.DataFrame, test: str = "welch", options: TableOptions | N
     """The numbers only (no marks), so ``test`` changes nothing here; the options choose rows only."""
     ordered = select(summary, options or TableOptions()).copy()
     ordered["_n"] = ordered["noise"].map(noise_sort_key)
-    ordered["_m"] = ordered["method"].map(method_sort_key)
+    names = method_names_by_label(ordered)
+    ordered["_m"] = [method_sort_key(label, names[label]) for label in ordered["method"]]
     ordered = ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
     cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std", "own_mean", "own_std", "own_n")
                               if c in ordered]

@@ -44,12 +44,15 @@ def store(tmp_path):
 
 def test_a_method_keeps_its_colour_whatever_else_a_figure_shows():
     alone = method_colors(["lend"])
-    together = method_colors(["standard", "coteaching", "lend", "lend[k=4]", "gce"])
-    assert alone["lend"] == together["lend"] == together["lend[k=4]"]
+    rows = {"standard": "standard", "coteaching": "coteaching", "lend": "lend", "lend[k=4]": "lend", "gce": "gce",
+            "lend (0.1 seeding)": "lend"}  # row label -> registry name, as the store's frames carry them
+    together = method_colors(rows)
+    assert alone["lend"] == together["lend"] == together["lend[k=4]"] == together["lend (0.1 seeding)"]
     assert len({together[m] for m in ("standard", "coteaching", "lend", "gce")}) == 4
-    markers = method_markers(["lend", "lend[k=4]", "lend[k=16]", "standard"])
+    lend_rows = ("lend[k=4]", "lend[k=16]", "lend (0.1 seeding)")
+    markers = method_markers({"lend": "lend", "standard": "standard", **{label: "lend" for label in lend_rows}})
     assert markers["lend"] is None and markers["standard"] is None
-    assert markers["lend[k=4]"] != markers["lend[k=16]"] and None not in (markers["lend[k=4]"], markers["lend[k=16]"])
+    assert len({markers[label] for label in lend_rows}) == 3 and None not in {markers[label] for label in lend_rows}
 
 
 def test_labels_legend_dpi_and_epoch_range(store, tmp_path):
@@ -120,10 +123,12 @@ def test_a_long_budget_does_not_squeeze_the_other_methods(store):
 
 def test_every_registered_method_has_its_own_fixed_colour():
     from noisybench.methods import get_method, method_names
-    from noisybench.results.style import BUILTIN_COLORS, method_color
+    from noisybench.results.style import BUILTIN_COLORS, method_color, method_colors
 
     builtins = {n for n in method_names() if get_method(n).__module__.startswith("noisybench.")}
     assert set(BUILTIN_COLORS) >= builtins  # a new built-in method needs its colour here
     assert len(set(BUILTIN_COLORS.values())) == len(BUILTIN_COLORS)
-    assert method_color("lend[k=4]") == method_color("lend") == BUILTIN_COLORS["lend"]
-    assert method_color("bootstrap") == method_color("bootstrap[beta=0.9]")  # a plugin: by its name
+    assert method_color("lend") == BUILTIN_COLORS["lend"]
+    plugin = method_colors({"bootstrap": "bootstrap", "bootstrap[beta=0.9]": "bootstrap",
+                            "bootstrap {noisybench-bootstrap==0.2.0}": "bootstrap"})
+    assert len(set(plugin.values())) == 1  # a plugin: by its name, on every row of it

@@ -44,7 +44,7 @@ RECIPE = {"model": "mlp", "optimizer": "adam", "lr": 0.0005, "batch_size": 64, "
 
 
 def write_trial(root, method, noise, seed, lines, state="done", protocol="quick", hparams=None):
-    """A trial directory as results/store.py and bench/train.py write it."""
+    """A trial directory as results/store.py and the trainer (bench/trainer/) write it."""
     spec = TrialSpec(dataset="digits", method=method, noise=noise, seed=seed, protocol=protocol)
     path = root / spec.dirname
     path.mkdir(parents=True)
