@@ -14,7 +14,6 @@ from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.spec import TrialSpec
 from noisybench.methods import method_names
-from noisybench.methods.base import Batch
 
 STEPS = 3
 BATCH = 32
@@ -28,22 +27,21 @@ def tiny_setup(method: str):
 
 
 def three_steps(trainer: Trainer) -> list[torch.Tensor]:
-    """Steps as Trainer.train_epoch takes them (hook, batch, step, backward, optimiser), stopped after three."""
-    data, method = trainer.data, trainer.method
-    method.train()
-    method.on_epoch_start(0, trainer.view)
-    losses = []
-    for index in trainer.batch_order(0)[:STEPS]:
-        batch = Batch(data.train_input(index, None), data.noisy[index], index)
-        out = method.train_step(batch, 0)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        trainer.optimizer.step()
+    """The trainer's own epoch 0 (the method's plan, its batches, backward, its optimisers), stopped
+    after three steps; each step's output checked on the way."""
+    losses, step = [], trainer.method.train_step
+
+    def checked_step(batch, epoch):
+        out = step(batch, epoch)
         for name, weight in out.selected.items():
             assert weight.shape == (len(batch),), f"selected[{name!r}] must hold one weight per sample"
         for name, value in out.stats.items():
             assert value.numel() == 1, f"stats[{name!r}] must be a scalar tensor"
         losses.append(out.loss.detach())
+        return out
+
+    trainer.method.train_step = checked_step
+    trainer.train_epoch(0, max_steps=STEPS)
     return losses
 
 
