@@ -113,13 +113,15 @@ class StepOutput:
 
     loss:       the scalar to back-propagate (the trainer calls backward and steps).
     selected:   name -> per-sample weight in [0, 1] (a 0/1 mask for selection methods),
-                scored by the trainer as precision / recall against the clean labels
-                (``{name}precision``, ``{name}recall``, ``{name}weight_clean`` ...).
+                scored by the trainer (bench/trainer/meter.py) against the clean labels as
+                ``{name}kept_fraction`` (weight kept per sample), ``{name}label_precision``
+                (clean share of the kept weight), ``{name}label_recall`` (kept share of the clean
+                samples) and ``{name}weight_noisy`` (kept share of the mislabelled samples).
                 Use "" for a method's single selection, "net2_" etc. for more.
     relabelled: name -> per-sample class predictions the method trains towards (LEND's
                 diluted labels, self-learning's corrected labels); scored as
                 ``{name}_acc`` against the clean labels.
-    stats:      name -> scalar tensor averaged over the epoch's steps.
+    stats:      name -> scalar tensor averaged over the epoch's steps, written as ``name``.
     """
 
     loss: Tensor
