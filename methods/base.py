@@ -1,10 +1,18 @@
 """The small interface every method implements (in the spirit of DomainBed's Algorithm).
 
 A method owns its network(s) and turns one batch into one loss.  The shared trainer
-(bench/train.py) does everything else: data on the device, augmentation, the optimiser
+(bench/trainer/) does everything else: data on the device, augmentation, the optimiser
 and its schedule, evaluation, metrics, checkpoints.  Clean labels never reach a method;
 what a method selects or corrects is reported back in :class:`StepOutput` and the
 trainer scores it against the clean labels it keeps back.
+
+Beyond ``train_step`` and ``predict``, a method may implement five hooks: ``resolve`` (a
+classmethod, before the sweep hashes or writes anything: every default filled from the trial's
+facts, a noisy-validation share and an epoch budget, or a one-line refusal), ``epoch_plan`` (an
+epoch's shape, :class:`EpochPlan`: its passes, its lr, its round and phase, or that the method has
+finished), ``on_epoch_end``, ``predict_extra`` and ``networks``.
+What a method is rather than does is declared as class variables: ``original``,
+``needs_in_memory_data``, ``claims``, ``optimizer_per_network``, ``has_stopping_rule``.
 """
 from __future__ import annotations
 
@@ -29,8 +37,9 @@ class Batch:
     images: Tensor
     labels: Tensor
     index: Tensor
-    # Which of the epoch's passes (Method.train_passes) drew it, and its 0-based step in that pass.
-    pass_name: str = ""
+    # The network the pass that drew it trains (TrainPass.net; None: a pass over every network, or a
+    # batch built by hand), and the batch's 0-based step in that pass.
+    net: int | None = None
     step: int = 0
     # The pass's companion batch (its own seeded order over the companion subset, cycled), or None.
     companion: "Batch | None" = None
@@ -49,23 +58,54 @@ class Batch:
 
 @dataclass(frozen=True)
 class TrainPass:
-    """One pass of an epoch over batches (``Method.train_passes``); the default is today's epoch.
+    """One pass over batches within an epoch (``EpochPlan.passes``); the default is a plain epoch's.
 
-    name:       ``batch.pass_name`` of its batches.
+    net:        which of ``networks()`` the pass trains, as its batches say (``batch.net``): the
+                step reads it, and where the method has one optimiser per network
+                (``optimizer_per_network``) only that network's optimiser steps.  None: a pass over
+                every network, stepping every optimiser.
     subset:     bool mask over all training samples to draw its batches from (within the training
-                split, in a seeded order of its own); None: ``train_subset()`` as a plain epoch.
-    group:      the index into ``optimizer_groups()`` whose optimiser its steps step; None: all.
+                split; a subset without training samples gives the pass no batches); None: the
+                whole training split.  Either way in the seeded order the pass's place in the
+                epoch gives: the first pass of every epoch draws the order a plain epoch draws.
     companion:  bool mask of a second set drawn alongside (DivideMix's unlabelled samples): each
                 batch carries ``companion``, a batch of it in its own seeded order, reshuffled and
                 cycled when used up; None (or an empty mask): no companion.
     batch_size: its batches' size; None: the protocol's.
     """
 
-    name: str = ""
+    net: int | None = None
     subset: Tensor | None = None
-    group: int | None = None
     companion: Tensor | None = None
     batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """The shape of one epoch, as ``Method.epoch_plan`` returns it; the default is a plain epoch.
+
+    passes:    the epoch's passes over batches, run one after the other (at least one).
+    lr_factor: None: the protocol's lr schedule.  A float: this epoch's lr is the protocol's base lr
+               times it (with the recipe's momentum), for methods that restart their own schedule
+               every round (Me-Momentum).
+    round, phase: recorded on the epoch's metrics line as ``round`` and ``phase``.
+    finished:  None while the method trains on; once its own stopping rule has ended it, the reason:
+               the trainer then trains no further epoch (this one included) and says why.
+    """
+
+    passes: tuple[TrainPass, ...] = (TrainPass(),)
+    lr_factor: float | None = None
+    round: int = 1
+    phase: str = "train"
+    finished: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "passes", tuple(self.passes))  # a list is taken, a tuple kept
+        if not self.passes and self.finished is None:
+            raise ValueError("an EpochPlan that trains needs at least one pass (TrainPass() is a plain one)")
+
+
+PLAIN_EPOCH = EpochPlan()  # one pass over the training split, every optimiser, the protocol's lr
 
 
 @dataclass
@@ -74,13 +114,15 @@ class StepOutput:
 
     loss:       the scalar to back-propagate (the trainer calls backward and steps).
     selected:   name -> per-sample weight in [0, 1] (a 0/1 mask for selection methods),
-                scored by the trainer as precision / recall against the clean labels
-                (``{name}precision``, ``{name}recall``, ``{name}weight_clean`` ...).
+                scored by the trainer (bench/trainer/meter.py) against the clean labels as
+                ``{name}kept_fraction`` (weight kept per sample), ``{name}label_precision``
+                (clean share of the kept weight), ``{name}label_recall`` (kept share of the clean
+                samples) and ``{name}weight_noisy`` (kept share of the mislabelled samples).
                 Use "" for a method's single selection, "net2_" etc. for more.
     relabelled: name -> per-sample class predictions the method trains towards (LEND's
                 diluted labels, self-learning's corrected labels); scored as
                 ``{name}_acc`` against the clean labels.
-    stats:      name -> scalar tensor averaged over the epoch's steps.
+    stats:      name -> scalar tensor averaged over the epoch's steps, written as ``name``.
     """
 
     loss: Tensor
@@ -188,6 +230,14 @@ class Method(nn.Module):
     # What the method's paper says its mechanism does, tested on the logged metrics by `bench claims`
     # (methods/claims.py: each claim names its source, its sentence, and the metrics that decide it).
     claims: ClassVar[tuple[Claim, ...]] = ()
+    # True: one optimiser per network of ``networks()`` (all by the protocol's recipe, on its schedule,
+    # in the checkpoint), each stepped only by the passes that train its network (TrainPass.net), as
+    # DivideMix's official code steps each network with its own SGD.  False: one optimiser over every
+    # parameter of the method.
+    optimizer_per_network: ClassVar[bool] = False
+    # True: the method's own rule may end its trial (its epoch_plan then says ``finished``), so that
+    # a trial running out of its epoch budget is said to have stopped before the rule ended it.
+    has_stopping_rule: ClassVar[bool] = False
 
     def __init__(self, hparams, ctx: MethodContext):
         super().__init__()
@@ -198,20 +248,19 @@ class Method(nn.Module):
 
     # --- the trainer calls these -------------------------------------------------
     def networks(self) -> list[nn.Module]:
-        """The method's networks (hooks embed with the first; see ``optimizer_groups`` for what is optimised)."""
+        """The method's networks: ``TrainerView.embed_train`` embeds with the first, and with
+        ``optimizer_per_network`` each gets an optimiser of its own (``TrainPass.net`` indexes them)."""
         return [m for m in self.children() if isinstance(m, nn.Module)]
 
-    def optimizer_groups(self) -> list[list[nn.Module]]:
-        """The modules of each optimiser the trainer builds (all by the protocol's recipe, all on its
-        schedule, all in the checkpoint): one optimiser per group.  Default: one optimiser over
-        every parameter of the method.  Methods whose official code steps each network with its own
-        optimiser on its own batches (DivideMix) return one group per network."""
-        return [[self]]
-
-    def train_passes(self, epoch: int) -> list[TrainPass]:
-        """This epoch's passes over batches, run one after the other (read after ``on_epoch_start``).
-        Default: one pass over ``train_subset()`` stepping every optimiser -- a plain epoch."""
-        return [TrainPass()]
+    def epoch_plan(self, epoch: int, trainer: "TrainerView") -> EpochPlan:
+        """The shape of 0-based ``epoch``: its passes, its lr, its round and phase, or that the method
+        has finished.  Asked once before each epoch's steps, before its lr is set, so the work that
+        comes before the steps is done here: a method starting a round resets its networks (and
+        calls ``trainer.reset_optimizer()``, the lr then lands on the new optimiser), a phase method
+        embeds or predicts the training set through ``trainer``.  A method whose rule has ended it
+        returns ``EpochPlan(finished=why)`` and does nothing else, each time it is asked: a trial
+        resumed after that trains no further.  Default: a plain epoch."""
+        return PLAIN_EPOCH
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
         raise NotImplementedError
@@ -223,9 +272,6 @@ class Method(nn.Module):
     def predict_extra(self, images: Tensor) -> dict[str, Tensor]:
         """Logits of further networks worth recording, e.g. {"net2": ...} -> test_acc_net2."""
         return {}
-
-    def on_epoch_start(self, epoch: int, trainer: "TrainerView") -> None:
-        """Called before each epoch's steps; phase-based methods work here."""
 
     def on_epoch_end(self, epoch: int, trainer: "TrainerView") -> dict[str, float]:
         """Called after each epoch's evaluation; returns extra metrics for the epoch line.
@@ -251,30 +297,9 @@ class Method(nn.Module):
         trial directory is written.  Default: nothing to fill."""
         return Resolution(hparams)
 
-    # --- phase-based methods (Me-Momentum's rounds, self-learning's passes) ------
-    def train_subset(self) -> Tensor | None:
-        """A bool mask over all training samples: train this epoch only on those that are True
-        (still shuffled by the trainer's seeded batch order; validation samples never train).
-        None: the whole training split.  Read once per epoch, after ``on_epoch_start``."""
-        return None
-
-    def lr_factor(self, epoch: int) -> float | None:
-        """None: the protocol's schedule.  A float: this epoch's lr is the protocol's base lr
-        times it -- for methods that restart their own schedule every round."""
-        return None
-
-    def round_and_phase(self) -> tuple[int, str]:
-        """(round, phase) of the epoch about to train, recorded on every metrics line."""
-        return 1, "train"
-
-    def finished(self) -> str | None:
-        """None while training should go on; the reason once the method's own stopping rule has
-        ended it (the trainer stops early and says so)."""
-        return None
-
 
 class TrainerView:
-    """What the trainer offers to epoch hooks (see bench/train.py for the implementation)."""
+    """What the trainer offers ``epoch_plan`` and ``on_epoch_end`` (bench/trainer/view.py implements it)."""
 
     def predict_train(self, augment: bool = False) -> Tensor:  # logits (N, C) of the evaluated net
         raise NotImplementedError

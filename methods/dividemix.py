@@ -6,7 +6,8 @@ fitted with a two-component GMM; the samples whose clean probability exceeds p_t
 labelled set, the rest its unlabelled set, and each network is then trained on the division its
 PEER made (co-divide), one network after the other with its own optimiser, by MixMatch with label
 co-refinement and co-guessing.  The rules are in methods/dividemix_rules.py; this class wires them
-to the trainer's passes (methods/base.py TrainPass).
+to the trainer through its epoch plan (methods/base.py EpochPlan): one pass per network, each
+stepping that network's own optimiser.
 
 Differences from the official code: the two augmented views are the trainer's crop + flip drawn
 from its seeded stream (on digits, which is not augmented, both views are the same input); the
@@ -30,6 +31,7 @@ from noisybench.core.seeding import derive_seed
 from noisybench.methods import dividemix_rules as rules
 from noisybench.methods.base import (
     Batch,
+    EpochPlan,
     Method,
     MethodContext,
     OriginalRecipe,
@@ -87,6 +89,7 @@ class DivideMix(Method):
     """DivideMix (Li et al., ICLR 2020): GMM co-divide + MixMatch with co-refinement/co-guessing. Code: LiJunnan1992/DivideMix."""
 
     needs_in_memory_data = "it trains each network on the other's labelled subset every epoch"
+    optimizer_per_network = True  # Train_cifar.py: optimizer1 steps net1, optimizer2 net2
     original = OriginalRecipe(
         DIVIDEMIX_CIFAR, "Li et al. 2020, LiJunnan1992/DivideMix Train_cifar.py",
         per_dataset={
@@ -176,14 +179,11 @@ class DivideMix(Method):
         # The last loss_window normalised loss vectors of each network, oldest first, and how many are held.
         self.register_buffer("loss_history", torch.zeros(2, hparams.loss_window, n, device=ctx.device))
         self.register_buffer("history_count", torch.zeros((), dtype=torch.long, device=ctx.device))
-        self._labelled_count = [0, 0]  # each pass's labelled samples (for its num_iter), set by the hook
+        self._labelled_count = [0, 0]  # each pass's labelled samples (for its num_iter), set by the plan
         # This epoch's MixMatch draws (the method's own stream, seeded per epoch, so a resumed trial redraws them).
         self._mix_epoch: int | None = None
         self._beta_rng: np.random.Generator | None = None
         self._perm_gen: torch.Generator | None = None
-
-    def optimizer_groups(self):
-        return [[self.net1], [self.net2]]  # Train_cifar.py: optimizer1 steps net1, optimizer2 net2
 
     def nets(self, k: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(network k, its peer), k = 0 or 1."""
@@ -192,10 +192,20 @@ class DivideMix(Method):
     def in_warm_up(self, epoch: int) -> bool:
         return epoch < self.hparams.warm_up
 
-    # --- co-divide ---------------------------------------------------------------------------
-    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
-        if self.in_warm_up(epoch):
-            return
+    # --- the epoch: warm-up passes, or co-divide and a pass per network on its peer's division ----
+    def epoch_plan(self, epoch: int, trainer: TrainerView) -> EpochPlan:
+        if self.in_warm_up(epoch):  # dataloader_cifar.py: the warm-up loader's batch is batch_size * 2
+            size = self.ctx.batch_size * self.hparams.warmup_batch_factor if self.ctx.batch_size else None
+            return EpochPlan(passes=(TrainPass(net=0, batch_size=size), TrainPass(net=1, batch_size=size)))
+        self.co_divide(epoch, trainer)
+        passes = []
+        for k in (0, 1):  # net 1 learns from net 2's division, then net 2 from net 1's (Train_cifar.py)
+            peer_labelled = self.labelled(1 - k)
+            passes.append(TrainPass(net=k, subset=peer_labelled, companion=~peer_labelled))
+        return EpochPlan(passes=tuple(passes))
+
+    def co_divide(self, epoch: int, trainer: TrainerView) -> None:
+        """Each network's clean probability per sample: a GMM on its (windowed) normalised losses."""
         idx = trainer.train_index
         labels = trainer.noisy_labels[idx]
         window = self.hparams.loss_window
@@ -217,31 +227,19 @@ class DivideMix(Method):
         self.history_count.fill_(count + 1)
         for k in (0, 1):  # net{k+1}'s division, which trains its peer: scored against the clean labels
             trainer.report_selection(f"net{k + 1}_", self.labelled(k))
-            # Read here, in the hook, not in the steps: pass k's num_iter counts its peer's labelled set.
+            # Read here, in the plan, not in the steps: pass k's num_iter counts its peer's labelled set.
             self._labelled_count[1 - k] = int(self.labelled(k).sum())
 
     def labelled(self, k: int) -> Tensor:
         return self.clean_prob[k] > self.hparams.p_threshold
 
-    def train_passes(self, epoch: int) -> list[TrainPass]:
-        if self.in_warm_up(epoch):
-            size = self.ctx.batch_size * self.hparams.warmup_batch_factor if self.ctx.batch_size else None
-            return [TrainPass("warmup_net1", group=0, batch_size=size), TrainPass("warmup_net2", group=1, batch_size=size)]
-        passes = []
-        for k in (0, 1):  # net 1 learns from net 2's division, then net 2 from net 1's (Train_cifar.py)
-            peer_labelled = self.labelled(1 - k)
-            passes.append(TrainPass(f"net{k + 1}", subset=peer_labelled, companion=~peer_labelled, group=k))
-        return passes
-
     # --- steps ---------------------------------------------------------------------------------
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
-        if batch.pass_name in ("net1", "net2"):
-            return self._mixmatch_step(int(batch.pass_name[-1]) - 1, batch, epoch)
-        if batch.pass_name in ("warmup_net1", "warmup_net2"):
-            k = int(batch.pass_name[-1]) - 1
-            return StepOutput(loss=self._warm_up_loss(self.nets(k)[0], batch))
-        # A batch from no pass of ours (a caller stepping by hand): both networks warm up on it.
-        return StepOutput(loss=self._warm_up_loss(self.net1, batch) + self._warm_up_loss(self.net2, batch))
+        if batch.net is None:  # a batch from no pass of ours (a caller stepping by hand): both networks warm up on it
+            return StepOutput(loss=self._warm_up_loss(self.net1, batch) + self._warm_up_loss(self.net2, batch))
+        if self.in_warm_up(epoch):  # the plan's warm-up passes
+            return StepOutput(loss=self._warm_up_loss(self.nets(batch.net)[0], batch))
+        return self._mixmatch_step(batch.net, batch, epoch)
 
     def _warm_up_loss(self, net, batch: Batch) -> Tensor:
         """Train_cifar.py warmup: cross-entropy, plus the negative-entropy penalty under asym noise."""

@@ -61,6 +61,7 @@ from noisybench.core.errors import BenchError
 from noisybench.core.seeding import derive_seed
 from noisybench.methods.base import (
     Batch,
+    EpochPlan,
     Method,
     MethodContext,
     OriginalRecipe,
@@ -227,8 +228,9 @@ class ELRPlus(Method):
     def set_extra_state(self, state: dict) -> None:
         self.steps_done = int(state["steps_done"])
 
-    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+    def epoch_plan(self, epoch: int, trainer: TrainerView) -> EpochPlan:
         self._mix_streams(epoch)  # this epoch's mixup draws, the same on a resumed run
+        return EpochPlan()
 
     def _mix_streams(self, epoch: int) -> None:
         """This epoch's own mixup draws, seeded by (trial, epoch) without reading a tensor: the Beta

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from noisybench.core.errors import BenchError
 from noisybench.methods.base import (
     Batch,
+    EpochPlan,
     Method,
     MethodContext,
     OriginalRecipe,
@@ -167,10 +168,15 @@ class GCE(Method):
         return (self.hparams.truncated and epoch + 1 >= self.start_prune
                 and (epoch + 1) % self.hparams.prune_every == 0)
 
-    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+    def epoch_plan(self, epoch: int, trainer: TrainerView) -> EpochPlan:
+        """A plain epoch, its pruning weights recomputed first where it is a pruning epoch."""
         self.pruning_epoch_copy.clear()
-        if not self.prunes_at(epoch):
-            return
+        if self.prunes_at(epoch):
+            self.prune(trainer)
+        return EpochPlan()
+
+    def prune(self, trainer: TrainerView) -> None:
+        """main.py's pruning pass: every training sample's weight v_i from the model's prediction."""
         # The CURRENT model, unlike the reference, which reloads the checkpoint with the best
         # TEST accuracy for this pass (a test-set leak, as its README admits).
         logits = trainer.predict_train(augment=self.hparams.prune_on_augmented)

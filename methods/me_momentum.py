@@ -5,7 +5,8 @@ Confident examples and the classifier improve each other in rounds.  An outer lo
 fresh model at constant lr, early-stopped on a class-balanced NOISY validation split; inner
 rounds reload the best-validation model, take as confident set every training sample whose
 prediction equals its noisy label, and train on that set with the lr dropped at 40% and 80%
-of the round.  The trainer runs the epochs; this class only moves between rounds in its hooks.
+of the round.  The trainer runs the epochs; this class only moves between rounds: its epoch plan
+begins them, its epoch end decides them.
 
 Its validation is scored as main.py scores it, by default: through ``transform_train`` (random
 crop + flip where the recipe augments, drawn from the trainer's seeded generator), and rounded to
@@ -24,12 +25,14 @@ from torch import Tensor
 
 from noisybench.methods.base import (
     Batch,
+    EpochPlan,
     Method,
     MethodContext,
     OriginalRecipe,
     Resolution,
     StepOutput,
     TrainerView,
+    TrainPass,
     TrialFacts,
 )
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
@@ -89,14 +92,14 @@ class Progress:
     kept_val: float = 0.0  # main.py inner_val_acc: best validation of this outer loop (percent)
     last_round_val: float = 0.0  # main.py last_round_acc
     best_val: float = 0.0  # main.py best_val_acc: across all loops; its model is the reported one
-    next_action: str | None = "outer"  # what the next epoch's start does: "outer", "inner" or nothing
+    next_action: str | None = "outer"  # what the next epoch's plan begins: "outer", "inner" or nothing
     stop_reason: str | None = None
 
 
 # Me-Momentum's own recipe (tmllab/2021_ICCV_Me-Momentum main.py, CIFAR): SGD 0.01, momentum 0.9,
 # wd 1e-4, batch 128, crop+flip.  The lr is constant in the outer phase and restarts with
-# MultiStepLR at 40%/80% of every inner round -- the method sets that itself (lr_factor), so the
-# recipe's schedule is "constant".
+# MultiStepLR at 40%/80% of every inner round -- the method sets that itself (EpochPlan.lr_factor),
+# so the recipe's schedule is "constant".
 ME_MOMENTUM_ORIGINAL = dict(
     optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, schedule="constant",
     milestones=(), augment=True,
@@ -116,6 +119,7 @@ class MeMomentum(Method):
     # main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994, 0.2010),
     # not the training images' own std (about 0.247, 0.243, 0.261).
     needs_in_memory_data = "it trains on its confident set every epoch and holds out a validation split"
+    has_stopping_rule = True  # its loops end when an inner round stops improving the noisy validation
     original = OriginalRecipe(
         ME_MOMENTUM_ORIGINAL, "Bai & Liu 2021, tmllab/2021_ICCV_Me-Momentum main.py (CIFAR)",
         per_dataset={
@@ -210,20 +214,6 @@ class MeMomentum(Method):
     def networks(self):
         return [self.net]
 
-    def train_subset(self) -> Tensor:
-        return self.train_mask
-
-    def lr_factor(self, epoch: int) -> float:
-        if self.progress.phase == "outer":
-            return 1.0  # main.py: the outer loop's SGD has no scheduler
-        return inner_lr_factor(epoch - self.progress.round_start, self.round_epochs)
-
-    def round_and_phase(self) -> tuple[int, str]:
-        return self.progress.round, self.progress.phase
-
-    def finished(self) -> str | None:
-        return self.progress.stop_reason
-
     # --- rounds ------------------------------------------------------------------
     def _begin_round(self, epoch: int, phase: str, weights: dict, trainer: TrainerView) -> None:
         p = self.progress
@@ -231,8 +221,12 @@ class MeMomentum(Method):
         self.net.load_state_dict(weights)
         trainer.reset_optimizer()  # main.py builds a new SGD every round
 
-    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
+    def epoch_plan(self, epoch: int, trainer: TrainerView) -> EpochPlan:
+        """Begin the round the last epoch's end decided on, if any; then train on the current set, at
+        the outer loop's constant lr or the inner round's own schedule, until the loops have ended."""
         p = self.progress
+        if p.stop_reason is not None:
+            return EpochPlan(finished=p.stop_reason)
         if p.next_action == "outer":
             # A fresh model per outer loop, trained on the current set: everything in the first
             # loop, the last confident set after (main.py reassigns train_loader in the inner loop).
@@ -247,6 +241,9 @@ class MeMomentum(Method):
             candidates = torch.zeros_like(self.train_mask)
             candidates[trainer.train_index] = True
             self.train_mask.copy_(confident_set(trainer.predict_train(augment=True), trainer.noisy_labels, candidates))
+        # main.py: the outer loop's SGD has no scheduler; each inner round has its MultiStepLR.
+        lr_factor = 1.0 if p.phase == "outer" else inner_lr_factor(epoch - p.round_start, self.round_epochs)
+        return EpochPlan(passes=(TrainPass(subset=self.train_mask),), lr_factor=lr_factor, round=p.round, phase=p.phase)
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutput:
         return StepOutput(loss=F.cross_entropy(self.net(batch.images), batch.labels))

@@ -14,7 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noisybench.methods.base import Batch, Method, MethodContext, Resolution, StepOutput, TrainerView, TrialFacts
+from noisybench.methods.base import (
+    Batch,
+    EpochPlan,
+    Method,
+    MethodContext,
+    Resolution,
+    StepOutput,
+    TrainerView,
+    TrialFacts,
+)
 from noisybench.methods.claims import Claim, Quantity, Window, clean_rate
 from noisybench.methods.registry import register
 
@@ -115,9 +124,15 @@ class SelfLearning(Method):
     def correcting(self, epoch: int) -> bool:
         return epoch >= self.start_epoch
 
-    def on_epoch_start(self, epoch: int, trainer: TrainerView) -> None:
-        if not self.correcting(epoch):
-            return
+    def epoch_plan(self, epoch: int, trainer: TrainerView) -> EpochPlan:
+        """A plain epoch; from ``start_epoch`` on, its labels corrected first.  Round = label-correction
+        passes so far (0 during the warm-up)."""
+        if self.correcting(epoch):
+            self.correct_labels(epoch, trainer)
+        return EpochPlan(round=self.corrections, phase="self-learning" if self.corrections > 0 else "warm-up")
+
+    def correct_labels(self, epoch: int, trainer: TrainerView) -> None:
+        """The label-correction phase: prototypes elected per class on the embedded training set."""
         features, _ = trainer.embed_train()
         index, noisy = trainer.train_index, trainer.noisy_labels
         # Sampling keys from the trial's generator for this epoch: m random members per class.
@@ -154,10 +169,6 @@ class SelfLearning(Method):
 
     def predict(self, images: Tensor) -> Tensor:
         return self.net(images)
-
-    def round_and_phase(self) -> tuple[int, str]:
-        # Round = label-correction passes so far (0 during the warm-up).
-        return self.corrections, ("self-learning" if self.corrections > 0 else "warm-up")
 
     def on_epoch_end(self, epoch: int, trainer: TrainerView) -> dict[str, float]:
         stats, self.correction_stats = self.correction_stats, {}

@@ -326,9 +326,9 @@ def test_gce_prunes_every_10_epochs_from_start_prune_with_the_current_model():
     method = build_method("gce", {"truncated": "true", "start_prune": "20"}, context(num_train=4, num_classes=2))
     pruning_epochs = [e for e in range(60) if method.prunes_at(e)]
     assert pruning_epochs == [19, 29, 39, 49, 59]  # (epoch+1) >= 20 and (epoch+1) % 10 == 0
-    method.on_epoch_start(18, view)
+    method.epoch_plan(18, view)
     assert view.calls == 0 and method.prune_weight.tolist() == [1, 1, 1, 1]
-    method.on_epoch_start(19, view)
+    method.epoch_plan(19, view)
     assert view.calls == 1 and method.prune_weight.tolist() == [1, 0, 1, 0]
     assert "prune_weight" in method.state_dict()  # a resumed trial keeps its pruning
 
@@ -337,7 +337,7 @@ def test_gce_prunes_every_10_epochs_from_start_prune_with_the_current_model():
     assert out.selected[""].tolist() == [0, 1, 1]  # the weights of samples 3, 0, 2
     # Plain GCE (the default) never prunes and has no selection.
     plain = build_method("gce", {"start_prune": "20"}, context(num_train=4, num_classes=2))
-    plain.on_epoch_start(19, view)
+    plain.epoch_plan(19, view)
     assert view.calls == 1 and plain.train_step(batch, 19).selected == {}
     assert build_method("gce", {}, context(num_classes=100)).start_prune == 80
     assert build_method("gce", {}, context(num_classes=10)).start_prune == 40

@@ -1,5 +1,5 @@
 """DivideMix (methods/dividemix_rules.py, methods/dividemix.py): each rule on hand-built inputs whose
-answer can be worked out by hand, the per-noise defaults, and the method through the trainer's passes."""
+answer can be worked out by hand, the per-noise defaults, and the method through the trainer's epoch plan."""
 from __future__ import annotations
 
 import math
@@ -223,7 +223,7 @@ def test_warm_up_loss_has_the_penalty_only_when_asked():
     assert torch.allclose(DivideMix._warm_up_loss(Stub, net, batch), F.cross_entropy(logits, batch.labels))
 
 
-# --- through the trainer's passes -----------------------------------------------------------------
+# --- through the trainer's epoch plan -----------------------------------------------------------------
 def dividemix_trainer(epochs: int = 4, **hp):
     from noisybench.bench.trainer.loop import Trainer
     from noisybench.bench.trainer.setup import setup_trial
@@ -243,41 +243,41 @@ def test_warm_up_then_co_divided_passes_each_stepping_its_own_network(one_cpu_th
     trainer = dividemix_trainer()
     method = trainer.method
     assert len(trainer.optimizers) == 2
-    warm = method.train_passes(0)
-    assert [(p.name, p.group, p.batch_size) for p in warm] == [("warmup_net1", 0, 128), ("warmup_net2", 1, 128)]
+    warm = method.epoch_plan(0, trainer.view).passes
+    assert [(p.net, p.subset, p.companion, p.batch_size) for p in warm] == [(0, None, None, 128), (1, None, None, 128)]
     lines = trainer.run()
     assert "loss_x" not in lines[0] and "net1_label_precision" not in lines[0]  # epoch 1: the warm-up
     later = lines[-1]
     for key in ("loss_x", "loss_u", "net1_label_precision", "net2_label_recall", "test_acc_net1", "test_acc_net2"):
         assert key in later and math.isfinite(later[key]), key
     assert later["net1_label_precision"] > 0.9  # the GMM split is mostly clean on digits sym:0.4
-    # The passes of an epoch after the warm-up: net k on its PEER's division, the rest its companion.
-    passes = method.train_passes(3)
-    for k, p in enumerate(passes):
+    # The passes of the last epoch, after the warm-up: net k on its PEER's division, the rest its companion.
+    for k, p in enumerate(trainer.plan.passes):
         peer = method.clean_prob[1 - k] > method.hparams.p_threshold
-        assert p.name == f"net{k + 1}" and p.group == k
+        assert p.net == k and p.batch_size is None
         assert torch.equal(p.subset, peer) and torch.equal(p.companion, ~peer)
 
 
 def test_a_pass_moves_only_its_own_network(one_cpu_thread):
-    trainer = dividemix_trainer(epochs=2)
+    trainer = dividemix_trainer(epochs=3)
     method = trainer.method
-    trainer.run()  # past the warm-up, so the next epoch is two co-divided passes
-    before = [p.detach().clone() for p in method.net2.parameters()]
-    method.on_epoch_start(2, trainer.view)
-    first = method.train_passes(2)[0]
-    for batch in list(trainer.training_batches(2, None, first, 0))[:3]:
-        out = method.train_step(batch, 2)
-        trainer.optimizers[0].zero_grad(set_to_none=True)
-        method.net2.zero_grad(set_to_none=True)
-        out.loss.backward()
-        # Pass net1 trains net 1 alone (net 2 only guesses, without a gradient), whichever optimiser steps.
-        assert all(p.grad is None for p in method.net2.parameters())
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.net1.parameters())
-        trainer.optimizers[0].step()
+    for epoch in (0, 1):  # the warm-up, then a co-divided epoch: the next is two co-divided passes
+        trainer.train_epoch(epoch)
+    net1_before = [p.detach().clone() for p in method.net1.parameters()]
+    net2_before = [p.detach().clone() for p in method.net2.parameters()]
+    method.net2.zero_grad(set_to_none=True)
+    batches, step = [], method.train_step
+    method.train_step = lambda batch, epoch: batches.append(batch) or step(batch, epoch)
+    trainer.train_epoch(2, max_steps=3)  # the first three steps of pass 1: net 1 on net 2's division
+    assert [b.net for b in batches] == [0, 0, 0]
+    for batch in batches:
         assert batch.companion is not None and len(batch.companion) > 0
         assert not method.labelled(1)[batch.companion.index].any()  # unlabelled by net 2
-    assert all(torch.equal(a, b) for a, b in zip(before, method.net2.parameters()))
+        assert method.labelled(1)[batch.index].all()  # labelled by net 2
+    # Pass 1 trains net 1 alone: net 2 only guesses, without a gradient, and its optimiser does not step.
+    assert all(p.grad is None for p in method.net2.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(net2_before, method.net2.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(net1_before, method.net1.parameters()))
 
 
 def test_resumed_from_a_checkpoint_it_trains_as_without_one(one_cpu_thread):

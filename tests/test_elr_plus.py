@@ -102,7 +102,7 @@ def test_each_network_takes_its_targets_from_the_other_ones_weight_average():
     method = ELRPlus(build_hparams("elr_plus"), context())
     assert method.networks() == [method.net1, method.net2]
     assert not any(p.requires_grad for p in method.ema1.parameters())
-    method.on_epoch_start(0, None)
+    method.epoch_plan(0, None)
     x = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0]])
     out = method.train_step(Batch(x, torch.tensor([0, 1]), torch.tensor([2, 6])), epoch=0)
     # Step 1, no EMA update yet: targets 1 from EMA 2 (x4), targets 2 from EMA 1 (x3), each 0.3 * softmax.
@@ -138,9 +138,9 @@ def test_the_prediction_averages_the_two_networks():
 
 def test_the_mixup_draws_repeat_per_epoch_and_keep_the_larger_share():
     method = ELRPlus(build_hparams("elr_plus"), context())
-    method.on_epoch_start(3, None)
+    method.epoch_plan(3, None)
     first = [method.draw_mixup(16) for _ in range(5)]
-    method.on_epoch_start(3, None)
+    method.epoch_plan(3, None)
     again = [method.draw_mixup(16) for _ in range(5)]
     for (lam, perm), (lam2, perm2) in zip(first, again):
         assert lam == lam2 and torch.equal(perm, perm2)

@@ -5,6 +5,7 @@ interface, or fails here with the reason.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -13,8 +14,7 @@ import torch
 from noisybench.bench.trainer.loop import Trainer
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.spec import TrialSpec
-from noisybench.methods import method_names
-from noisybench.methods.base import Batch
+from noisybench.methods import get_method, method_names
 
 STEPS = 3
 BATCH = 32
@@ -28,22 +28,21 @@ def tiny_setup(method: str):
 
 
 def three_steps(trainer: Trainer) -> list[torch.Tensor]:
-    """Steps as Trainer.train_epoch takes them (hook, batch, step, backward, optimiser), stopped after three."""
-    data, method = trainer.data, trainer.method
-    method.train()
-    method.on_epoch_start(0, trainer.view)
-    losses = []
-    for index in trainer.batch_order(0)[:STEPS]:
-        batch = Batch(data.train_input(index, None), data.noisy[index], index)
-        out = method.train_step(batch, 0)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        trainer.optimizer.step()
+    """The trainer's own epoch 0 (the method's plan, its batches, backward, its optimisers), stopped
+    after three steps; each step's output checked on the way."""
+    losses, step = [], trainer.method.train_step
+
+    def checked_step(batch, epoch):
+        out = step(batch, epoch)
         for name, weight in out.selected.items():
             assert weight.shape == (len(batch),), f"selected[{name!r}] must hold one weight per sample"
         for name, value in out.stats.items():
             assert value.numel() == 1, f"stats[{name!r}] must be a scalar tensor"
         losses.append(out.loss.detach())
+        return out
+
+    trainer.method.train_step = checked_step
+    trainer.train_epoch(0, max_steps=STEPS)
     return losses
 
 
@@ -78,3 +77,23 @@ def test_three_steps_finite_loss_shapes_and_state_dict_round_trip(name):
     untouched = tiny_setup(name).method.eval()
     with torch.no_grad():
         assert not torch.equal(untouched.predict(images), logits)
+
+
+def test_the_method_interface_has_at_most_five_optional_hooks_each_used_by_two_methods():
+    """Issue 23: beyond train_step and predict, at most five hooks, none serving a single method
+    (what a method is rather than does is a class-variable declaration, not a hook)."""
+    import torch.nn as nn
+
+    from noisybench.methods.base import Method
+
+    hooks = sorted(name for name, value in vars(Method).items()
+                   if not name.startswith("_") and callable(getattr(Method, name)) and not hasattr(nn.Module, name)
+                   and name not in ("train_step", "predict"))
+    assert hooks == ["epoch_plan", "networks", "on_epoch_end", "predict_extra", "resolve"]
+
+    def overrides(cls, hook):
+        mine, base = inspect.getattr_static(cls, hook), inspect.getattr_static(Method, hook)
+        return getattr(mine, "__func__", mine) is not getattr(base, "__func__", base)
+
+    users = {hook: [name for name in method_names() if overrides(get_method(name), hook)] for hook in hooks}
+    assert all(len(names) >= 2 for names in users.values()), users

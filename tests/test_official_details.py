@@ -16,7 +16,8 @@ from torch import nn
 from noisybench.bench.checks import recipe_changes
 from noisybench.bench.trainer.protocols import PROTOCOLS, RECIPE_FIELDS_ADDED, resolve_recipe
 from noisybench.bench.trainer.evaluate import balanced_accuracy
-from noisybench.bench.trainer.loop import Trainer, epoch_batches
+from noisybench.bench.trainer.loop import Trainer
+from noisybench.bench.trainer.passes import epoch_batches
 from noisybench.bench.trainer.optim import lr_and_beta1
 from noisybench.bench.trainer.records import spec_record
 from noisybench.bench.trainer.setup import setup_trial
@@ -255,7 +256,7 @@ def gce_steps(reference_pruning_bug: bool):
     view.logits[torch.arange(8), batch.labels] = 5.0  # ... unless its label is confident: all kept
     method.train()
     for epoch in (18, 19):
-        method.on_epoch_start(epoch, view)
+        method.epoch_plan(epoch, view)
         before = {k: v.clone() for k, v in method.net.state_dict().items()}
         momentum = [optimizer.state[p]["momentum_buffer"].clone() for p in method.net.parameters()] if epoch == 19 else None
         optimizer.zero_grad(set_to_none=True)
@@ -276,7 +277,7 @@ def test_gce_reference_pruning_bug_steps_the_evaluated_net_on_momentum_and_weigh
     bn = "2.running_mean"
     assert torch.equal(method.net.state_dict()[bn], before[bn])  # the copy's BatchNorm ran, not the net's
     assert out.loss.item() != 0.0 and out.selected[""].sum() == 8  # the copy's loss, pruning as usual
-    method.on_epoch_start(20, None)  # the next epoch trains the network again
+    method.epoch_plan(20, None)  # the next epoch trains the network again
     assert method.pruning_epoch_copy == []
 
 

@@ -18,7 +18,7 @@ from noisybench.core.spec import TrialSpec
 from noisybench.methods.me_momentum import confident_set, inner_lr_factor, n_add_rule
 from noisybench.methods.self_learning import density_and_diversity, elect_prototypes, relabel_by_prototypes
 from noisybench.results.aggregate import load_trials
-from noisybench.results.store import TrialStore
+from noisybench.results.store import TrialDir, TrialStore
 from noisybench.results.tables import to_csv, to_markdown
 
 # Small Me-Momentum trials: 4 protocol epochs -> rounds of 2 epochs, one outer loop, at most two
@@ -156,17 +156,24 @@ def test_validation_split_is_requested_by_the_method_and_shared_by_a_seed():
     assert set(expected_val.tolist()) <= set(larger.tolist())
 
 
-def test_training_is_restricted_to_the_methods_subset_in_a_seeded_order():
-    trainer = Trainer(setup_trial(mm_spec(), torch.device("cpu")))
-    method, data = trainer.method, trainer.data
-    method.train_mask.zero_()
-    chosen = torch.cat([data.train_idx[::3], data.val_idx[:5]])  # validation samples never train
-    method.train_mask[chosen] = True
-    batches = trainer.batch_order(0)
-    trained = torch.cat(batches)
-    assert sorted(trained.tolist()) == sorted(data.train_idx[::3].tolist())
-    assert torch.equal(trained, torch.cat(trainer.batch_order(0)))
-    assert not torch.equal(trained, torch.cat(trainer.batch_order(1)))
+def test_training_is_restricted_to_the_methods_subset_in_a_seeded_order(one_cpu_thread):
+    def trained(epochs):
+        """The indices the trainer's own epochs train on, with Me-Momentum's set cut to a third."""
+        trainer = Trainer(setup_trial(mm_spec(), torch.device("cpu")))
+        method, data = trainer.method, trainer.data
+        method.train_mask.zero_()
+        method.train_mask[torch.cat([data.train_idx[::3], data.val_idx[:5]])] = True  # validation never trains
+        seen, step = [], method.train_step
+        method.train_step = lambda batch, epoch: seen.append(batch.index) or step(batch, epoch)
+        for epoch in epochs:
+            trainer.train_epoch(epoch)
+        return data, torch.cat(seen)
+
+    data, first = trained([0])
+    assert sorted(first.tolist()) == sorted(data.train_idx[::3].tolist())
+    assert torch.equal(first, trained([0])[1])  # seeded
+    _, both = trained([0, 1])
+    assert not torch.equal(both[:len(first)], both[len(first):])  # each epoch its own order
 
 
 def test_me_momentum_rounds_lr_confident_sets_and_early_stop_are_reported(capsys, tmp_path):
@@ -206,6 +213,13 @@ def test_me_momentum_never_runs_past_its_budget_and_says_so(capsys, tmp_path):
     assert "stopped at its epoch budget" in capsys.readouterr().out
 
 
+def test_me_momentum_finishing_at_the_last_epoch_of_its_budget_says_so(tmp_path):
+    spec = mm_spec(hparams=MM_HP + (("budget_factor", "1.5"),))  # its rule ends it at epoch 6 of 6
+    summary = run_trial(spec, tmp_path, device="cpu")
+    assert summary["epochs"] == 6
+    assert summary["end_note"].startswith("finished at epoch 6, the last of its budget: Me-Momentum's loops ended")
+
+
 class Interrupted(BaseException):
     """Stands in for a kill: the trial is left incomplete with its checkpoint."""
 
@@ -225,6 +239,20 @@ def test_me_momentum_resumed_mid_round_reproduces_the_uninterrupted_trial(tmp_pa
         run_trial(spec, tmp_path / "cut", device="cpu")
     monkeypatch.setattr(Trainer, "train_epoch", original)
     assert run_trial(spec, tmp_path / "cut", device="cpu")["resumed_from"] == 4
+    assert lines_of(tmp_path / "cut", spec) == lines_of(tmp_path / "whole", spec)
+
+
+def test_a_stopped_me_momentum_killed_before_done_json_resumes_into_training_nothing(tmp_path, monkeypatch):
+    spec = mm_spec()
+    whole = run_trial(spec, tmp_path / "whole", device="cpu")
+    # Every 4th epoch checkpointed: the stop at epoch 6 saves epoch 6's state all the same.
+    monkeypatch.setattr(TrialDir, "mark_done", lambda self, summary: (_ for _ in ()).throw(Interrupted()))
+    with pytest.raises(Interrupted):
+        run_trial(spec, tmp_path / "cut", device="cpu", checkpoint_every=4)
+    monkeypatch.undo()
+    assert TrialStore(tmp_path / "cut").trial(spec).checkpointed_epoch() == 6
+    again = run_trial(spec, tmp_path / "cut", device="cpu", checkpoint_every=4)
+    assert again["resumed_from"] == 6 and again["end_note"] == whole["end_note"]
     assert lines_of(tmp_path / "cut", spec) == lines_of(tmp_path / "whole", spec)
 
 

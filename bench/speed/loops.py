@@ -19,7 +19,6 @@ class TrainerLoop:
 
     def __init__(self, method: str, options: SpeedOptions, dataset, device: torch.device, seed: int = 0):
         from noisybench.bench.trainer.loop import Trainer
-        from noisybench.bench.trainer.optim import lr_and_beta1, set_lr
         from noisybench.bench.trainer.setup import setup_trial
 
         self.name = method
@@ -42,20 +41,20 @@ class TrainerLoop:
             raise BenchError(f"--epoch {options.epoch}: a {method} trial of this protocol has epochs 0.."
                              f"{self.recipe.epochs - 1}; pick one of them")
         self.epoch = options.epoch
-        self.trainer.epoch = self.epoch
-        # What Trainer.run does before an epoch's steps (a method may build state here).  Its
-        # time is reported apart: a phase method's hook (self-learning's prototype election,
-        # GCE's pruning pass) embeds or predicts the whole training set, on some epochs only.
+        # What Trainer.run does before an epoch's steps: the method's plan of it (a method may build
+        # state there) and the epoch's lr.  Its time is reported apart: a phase method's plan
+        # (self-learning's prototype election, GCE's pruning pass) embeds or predicts the whole
+        # training set, on some epochs only.
         synchronize(device)
         started = time.perf_counter()
-        self.trainer.method.on_epoch_start(self.epoch, self.trainer.view)
+        plan = self.trainer.plan_epoch(self.epoch)
         synchronize(device)
         self.hook_seconds = time.perf_counter() - started
-        set_lr(self.trainer.optimizer, *lr_and_beta1(self.recipe, self.epoch))
         self.samples_per_epoch = int(self.trainer.data.train_idx.numel())
-        # The sizes of one epoch's batches (every epoch's order has the same), counted here so
-        # the timed steps do not pay for counting.
-        self.batch_sizes = [int(b.shape[0]) for b in self.trainer.batch_order(self.epoch)]
+        # The sizes of the planned epoch's batches, pass after pass, counted here so the timed steps
+        # do not pay for counting (train_epoch below trains this plan, not a new one).
+        self.batch_sizes = [int(b.shape[0]) for i, train_pass in enumerate(plan.passes)
+                            for b in self.trainer.batch_order(self.epoch, train_pass, i)]
         self.num_val = int(self.trainer.data.val_idx.numel())
         self.epochs = int(getattr(self.trainer, "max_epochs", self.recipe.epochs))
         self.host_syncs_per_step: float | None = None

@@ -25,9 +25,9 @@ def format_report(result: dict) -> str:
     epochs = sorted({r["epochs"] for r in result["rows"]})
     headers = ["loop", "img/s", "ms/step", "s/epoch", "of which eval",
                f"h per {'/'.join(map(str, epochs))}-epoch trial", "x reference speed", "x standard's time",
-               "host syncs/step", "epoch-start hook s"]
+               "host syncs/step", "epoch plan s"]
     lines = [head, "", tabulate(table, headers=headers, tablefmt="github")]
-    lines.append("(s/epoch = training images / img/s + evaluation.  Not included: the epoch-start hook, timed once "
+    lines.append("(s/epoch = training images / img/s + evaluation.  Not included: the method's epoch plan, timed once "
                  "at the timed epoch, which phase methods run on some epochs only (GCE's pruning passes, "
                  "self-learning's prototype elections, Me-Momentum's confident sets); and checkpoints, "
                  "which `bench run --checkpoint-every N` makes less frequent)")

@@ -24,7 +24,9 @@ from noisybench.bench.trainer.optim import build_optimizer, lr_and_beta1, set_lr
 from noisybench.bench.trainer.passes import (
     CompanionBatches,
     OptimizerSet,
+    epoch_batches,
     group_parameters,
+    optimizer_groups,
     pass_batches,
     subset_indices,
 )
@@ -34,7 +36,7 @@ from noisybench.bench.trainer.view import TrainerViewImpl
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import FEATURE_SNAPSHOT_NAME
 from noisybench.datasets.dataonly import NotDataOnly
-from noisybench.methods.base import Batch, Method, TrainPass
+from noisybench.methods.base import Batch, EpochPlan, TrainPass
 from noisybench.results.checkpoints import check_data_only, read_checkpoint_payload
 from noisybench.results.store import TrialDir, read_checked
 
@@ -43,23 +45,7 @@ class TrainingDiverged(RuntimeError):
     """A non-finite training loss: the trial fails visibly instead of training on NaNs."""
 
 
-PLAIN_PASS = TrainPass()  # a plain epoch: the method's train_subset(), every optimiser
-
-
-def epoch_batches(order: Tensor, batch_size: int, drop_last: bool = False, max_steps: int | None = None
-                  ) -> list[Tensor]:
-    """An epoch's sample order cut into batches.  The last partial batch is kept unless it holds a
-    single sample (BatchNorm cannot train on one) or ``drop_last`` drops every partial batch;
-    ``max_steps`` keeps only the first that many (Co-teaching's 401-step epochs: recipe fields)."""
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and batches[-1].shape[0] == 1:
-        batches.pop()
-    elif drop_last and batches and batches[-1].shape[0] < batch_size:
-        batches.pop()
-    if drop_last and not batches:
-        raise BenchError(f"{order.shape[0]} training samples make no full batch of {batch_size} and the recipe "
-                         "drops partial batches (drop_last); use a smaller --batch-size")
-    return batches[:max_steps]
+PLAIN_PASS = TrainPass()  # a plain epoch's pass: the whole training split, every optimiser
 
 
 class Trainer:
@@ -87,12 +73,16 @@ class Trainer:
             raise ValueError(f"{self.spec.method}: epoch budget {self.max_epochs} < 1")
         self.validation: dict[str, float] = {}  # this epoch's noisy-validation accuracy, for hooks
         self.hook_metrics: dict[str, float] = {}  # what hooks reported through the view this epoch
+        # The method's plan of the epoch begun last (plan_epoch), which train_epoch trains, and its lr.
+        self.plan: EpochPlan | None = None
+        self.planned_epoch: int | None = None
+        self.epoch_lr: float | None = None
         self.end_note: str | None = None  # why training ended before the budget, or that it hit it
 
     def build_optimizers(self) -> list[torch.optim.Optimizer]:
-        """One optimiser per ``method.optimizer_groups()`` group, each by the protocol's recipe."""
+        """The method's optimiser, or one per network where it declares so, each by the protocol's recipe."""
         return [build_optimizer(self.recipe, params, self.data.arithmetic.fused)
-                for params in group_parameters(self.method.optimizer_groups())]
+                for params in group_parameters(optimizer_groups(self.method))]
 
     @property
     def optimizer(self):
@@ -112,15 +102,10 @@ class Trainer:
         g = torch.Generator()
         g.manual_seed(self.setup.shared_seed("order", epoch, *(("pass", pass_index) if pass_index else ())))
         idx = self.data.train_idx
-        subset = self.method.train_subset() if train_pass.subset is None else None
-        if train_pass.subset is not None:
+        if train_pass.subset is not None:  # the pass's own set (a confident set, a division), within the split
             idx = subset_indices(idx, train_pass.subset)
             if idx.numel() == 0:
                 return []
-        if subset is not None:  # the method's active set (e.g. a confident set), within the split
-            idx = idx[subset.to(idx.device)[idx]]
-            if idx.numel() == 0:
-                raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
         order = idx[torch.randperm(idx.shape[0], generator=g).to(idx.device)]
         return epoch_batches(order, train_pass.batch_size or self.recipe.batch_size, self.recipe.drop_last,
                              self.recipe.max_steps_per_epoch)
@@ -148,7 +133,7 @@ class Trainer:
                                     lambda index: data.train_input(index, augment_gen), data.noisy,
                                     augmenting=augment_gen is not None)
             return
-        if self.method.train_subset() is not None or train_pass.subset is not None or train_pass.companion is not None:
+        if train_pass.subset is not None or train_pass.companion is not None:
             # The stream plans its own epochs over every image.
             raise BenchError(f"{self.spec.method} trains on a subset of the samples each epoch, which a streamed "
                              f"dataset ({self.spec.dataset}) does not support; use an in-memory dataset")
@@ -157,18 +142,39 @@ class Trainer:
         single_left = stream.num_samples % batch_size == 1  # a batch of one cannot train BatchNorm
         batches = stream.batches(epoch, seed, batch_size, data.device, drop_last=single_left or self.recipe.drop_last)
         for step, (images, index) in enumerate(itertools.islice(batches, self.recipe.max_steps_per_epoch)):
-            yield Batch(data.to_input(images), data.noisy[index], index, pass_name=train_pass.name, step=step)
+            yield Batch(data.to_input(images), data.noisy[index], index, net=train_pass.net, step=step)
+
+    def plan_epoch(self, epoch: int) -> EpochPlan:
+        """Begin ``epoch``: the method's plan of it (whatever the method does before an epoch's steps
+        happens here), kept for train_epoch, and, for a plan that trains, the epoch's lr set on the
+        optimisers -- after the plan, since a method starting a round builds new ones in it."""
+        self.epoch = epoch
+        self.hook_metrics = {}
+        plan = self.method.epoch_plan(epoch, self.view)
+        if not isinstance(plan, EpochPlan):
+            raise TypeError(f"{self.spec.method}.epoch_plan returned {type(plan).__name__}, not an EpochPlan")
+        self.plan, self.planned_epoch = plan, epoch
+        if plan.finished is None:
+            self.epoch_lr, beta1 = lr_and_beta1(self.recipe, epoch, plan.lr_factor)
+            for optimizer in self.optimizers:
+                set_lr(optimizer, self.epoch_lr, beta1)
+        return plan
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
-        """One epoch of steps and its metrics (one host sync, at the end).  ``max_steps`` stops
-        after that many steps: `bench speed` times the real step this way."""
+        """One epoch of steps, as the method planned it, and its metrics (one host sync, at the end);
+        an epoch not begun yet (plan_epoch) is begun here.  ``max_steps`` stops after that many
+        steps: `bench speed` and the tests run the real step this way."""
+        plan = self.plan if self.planned_epoch == epoch else self.plan_epoch(epoch)
+        if plan.finished is not None:
+            raise RuntimeError(f"{self.spec.method} has finished ({plan.finished}); epoch {epoch + 1} trains nothing")
         data, method = self.data, self.method
         method.train()
         meter = EpochMeter(data)
         augment_gen = self.generator("augment", epoch) if data.augment else None
-        for pass_index, train_pass in enumerate(method.train_passes(epoch)):
-            # A pass steps its group's optimiser (every one by default); passes run one after the other.
-            optimizers = self.optimizers if train_pass.group is None else [self.optimizers[train_pass.group]]
+        for pass_index, train_pass in enumerate(plan.passes):
+            # A pass over one network steps that network's optimiser where each has its own; else every one.
+            own = train_pass.net is not None and method.optimizer_per_network
+            optimizers = [self.optimizers[train_pass.net]] if own else self.optimizers
             for batch in self.training_batches(epoch, augment_gen, train_pass, pass_index):
                 index = batch.index
                 with data.arithmetic.autocast(data.device):
@@ -181,7 +187,17 @@ class Trainer:
                 meter.add(out, index)
                 if meter.steps == max_steps:
                     return meter.read()
+        if meter.steps == 0:  # every pass's subset was empty
+            raise RuntimeError(f"{self.spec.method} selected no training samples for epoch {epoch + 1}")
         return meter.read()
+
+    def save_checkpoint(self, epochs_done: int) -> None:
+        """The trial's state after ``epochs_done`` epochs, written whole or not at all."""
+        state = self.state_dict(epochs_done)
+        check_data_only(state, f"{self.spec.method}'s checkpoint")
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self.trial.save_checkpoint(buffer.getvalue(), epochs_done)
 
     def evaluate(self) -> dict[str, float]:
         """This epoch's test accuracy (overall, per class, of every network) and noisy-validation accuracy."""
@@ -252,28 +268,16 @@ class Trainer:
             progress = tqdm(total=self.max_epochs, initial=start_epoch, desc=self.spec.label(),
                             leave=False, file=sys.stdout, dynamic_ncols=True)
         lines = []
-        # A resumed trial whose method had already stopped itself trains no further.
-        stop_reason = self.method.finished() if start_epoch > 0 else None
+        stop_reason = None
         epochs_done = start_epoch
         try:
             for epoch in range(start_epoch, self.max_epochs):
-                if stop_reason:
-                    break
-                self.epoch = epoch
                 started = time.perf_counter()
-                self.hook_metrics = {}
-                # The hook first: a method starting a new round resets its model and optimiser
-                # there, and the lr below is set on the optimiser that will train.
-                self.method.on_epoch_start(epoch, self.view)
-                factor = self.method.lr_factor(epoch)
-                if factor is None:
-                    lr, beta1 = lr_and_beta1(self.recipe, epoch)
-                else:  # the method's own per-round schedule on the protocol's base lr
-                    lr, beta1 = self.recipe.lr * factor, self.recipe.momentum
-                for optimizer in self.optimizers:
-                    set_lr(optimizer, lr, beta1)
-                round_number, phase = self.method.round_and_phase()
-                line = {"epoch": epoch + 1, "lr": lr, "round": round_number, "phase": phase}
+                plan = self.plan_epoch(epoch)
+                if plan.finished is not None:  # the method's rule ended it (before a resume, too): no more epochs
+                    stop_reason = plan.finished
+                    break
+                line = {"epoch": epoch + 1, "lr": self.epoch_lr, "round": plan.round, "phase": plan.phase}
                 line.update(self.train_epoch(epoch))
                 if not math.isfinite(line["train_loss"]):
                     raise TrainingDiverged(f"non-finite training loss ({line['train_loss']}) in epoch {epoch + 1}")
@@ -282,7 +286,6 @@ class Trainer:
                 line.update(self.method.on_epoch_end(epoch, self.view))
                 line.update(self.hook_metrics)
                 line["seconds"] = time.perf_counter() - started
-                stop_reason = self.method.finished()
                 epochs_done = epoch + 1
                 if self.trial is not None and epoch + 1 in self.feature_epochs:
                     self.trial.check_fence()
@@ -294,13 +297,8 @@ class Trainer:
                     # the previous checkpoint, which drops the extra line and redoes the epoch -- no
                     # epoch lost or repeated, no half-written checkpoint.pt.
                     self.trial.append_metrics(line)
-                    last = epoch + 1 == self.max_epochs or stop_reason
-                    if (epoch + 1) % self.checkpoint_every == 0 or last:
-                        state = self.state_dict(epoch + 1)
-                        check_data_only(state, f"{self.spec.method}'s checkpoint")
-                        buffer = io.BytesIO()
-                        torch.save(state, buffer)
-                        self.trial.save_checkpoint(buffer.getvalue(), epoch + 1)
+                    if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.max_epochs:
+                        self.save_checkpoint(epoch + 1)
                 lines.append(line)
                 if progress is not None:
                     progress.set_postfix(test_acc=f"{line['test_acc']:.3f}")
@@ -308,6 +306,15 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
+        if stop_reason is not None and self.trial is not None and epochs_done > start_epoch \
+                and epochs_done % self.checkpoint_every:
+            # Its last epoch has no checkpoint: save the state that says it has finished, so that a
+            # trial killed before done.json is written resumes into training nothing.
+            self.save_checkpoint(epochs_done)
+        if stop_reason is None and epochs_done == self.max_epochs and self.method.has_stopping_rule:
+            # The budget ran out: the plan of the epoch past it says whether the method's own rule had
+            # ended the trial there too (nothing is trained or written after it).
+            stop_reason = self.plan_epoch(self.max_epochs).finished
         self.end_note = self._end_note(epochs_done, stop_reason)
         if self.end_note:
             print(f"{self.spec.label()}: {self.end_note}", flush=True)
@@ -319,8 +326,7 @@ class Trainer:
             return f"stopped early at epoch {epochs_done} of its {self.max_epochs}-epoch budget: {stop_reason}"
         if stop_reason:
             return f"finished at epoch {epochs_done}, the last of its budget: {stop_reason}"
-        has_own_rule = type(self.method).finished is not Method.finished
-        if (has_own_rule or self.max_epochs != self.recipe.epochs) and epochs_done == self.max_epochs:
+        if (self.method.has_stopping_rule or self.max_epochs != self.recipe.epochs) and epochs_done == self.max_epochs:
             return (f"stopped at its epoch budget ({self.max_epochs} epochs, the protocol's {self.recipe.epochs} "
                     f"x {self.max_epochs / self.recipe.epochs:g}) before its own stopping rule ended it")
         return None

@@ -27,9 +27,12 @@ def build_optimizer(recipe: Recipe, params, fused: bool = False) -> torch.optim.
     raise BenchError(f"unknown optimizer {recipe.optimizer!r} in the protocol; use sgd or adam")
 
 
-def lr_and_beta1(recipe: Recipe, epoch: int) -> tuple[float, float]:
+def lr_and_beta1(recipe: Recipe, epoch: int, lr_factor: float | None = None) -> tuple[float, float]:
     """Learning rate (and Adam's beta1) for 0-based ``epoch``: a pure function, so a resumed
-    trial needs no scheduler state."""
+    trial needs no scheduler state.  ``lr_factor`` (a method's EpochPlan.lr_factor): the method's
+    own per-round schedule instead, as a factor of the recipe's base lr, with its momentum."""
+    if lr_factor is not None:
+        return recipe.lr * lr_factor, recipe.momentum
     if recipe.schedule == "constant":
         return recipe.lr, recipe.momentum
     if recipe.schedule == "multistep":

@@ -1,10 +1,11 @@
-"""An epoch as a method's passes (methods/base.py TrainPass) and its optimisers as groups.
+"""An epoch's passes (methods/base.py EpochPlan, TrainPass) as batches, and a method's optimisers.
 
-A plain epoch is one pass over the training split stepping one optimiser; a method may ask for
-several passes, each over its own subset, stepping its own optimiser group, with a companion set
-drawn alongside (DivideMix trains net 1 on net 2's labelled split with the unlabelled split as
-companion, then net 2 on net 1's).  Every order is a seeded stream shared by the methods of
-(dataset, model, seed); the first pass of an epoch draws the order a plain epoch draws.
+A plain epoch is one pass over the training split stepping one optimiser; a method's plan may ask
+for several passes, each over its own subset, training one of its networks (stepping that
+network's optimiser where it declares one per network), with a companion set drawn alongside
+(DivideMix trains net 1 on net 2's labelled split with the unlabelled split as companion, then
+net 2 on net 1's).  Every order is a seeded stream shared by the methods of (dataset, model,
+seed); the first pass of an epoch draws the order a plain epoch draws.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from noisybench.methods.base import Batch, TrainPass
+from noisybench.core.errors import BenchError
+from noisybench.methods.base import Batch, Method, TrainPass
 
 
 class OptimizerSet:
@@ -43,6 +45,28 @@ class OptimizerSet:
             optimizer.load_state_dict(state)
 
 
+def epoch_batches(order: Tensor, batch_size: int, drop_last: bool = False, max_steps: int | None = None
+                  ) -> list[Tensor]:
+    """An epoch's sample order cut into batches.  The last partial batch is kept unless it holds a
+    single sample (BatchNorm cannot train on one) or ``drop_last`` drops every partial batch;
+    ``max_steps`` keeps only the first that many (Co-teaching's 401-step epochs: recipe fields)."""
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and batches[-1].shape[0] == 1:
+        batches.pop()
+    elif drop_last and batches and batches[-1].shape[0] < batch_size:
+        batches.pop()
+    if drop_last and not batches:
+        raise BenchError(f"{order.shape[0]} training samples make no full batch of {batch_size} and the recipe "
+                         "drops partial batches (drop_last); use a smaller --batch-size")
+    return batches[:max_steps]
+
+
+def optimizer_groups(method: Method) -> list[list[nn.Module]]:
+    """The modules of each optimiser the trainer builds: one per network of ``networks()`` where the
+    method declares ``optimizer_per_network`` (DivideMix), else one over every parameter of the method."""
+    return [[network] for network in method.networks()] if method.optimizer_per_network else [[method]]
+
+
 def group_parameters(groups: list[list[nn.Module]]) -> list[list[nn.Parameter]]:
     """Each group's parameters, in module order, each parameter in one group only."""
     seen: set[int] = set()
@@ -52,7 +76,7 @@ def group_parameters(groups: list[list[nn.Module]]) -> list[list[nn.Parameter]]:
         for module in modules:
             for p in module.parameters():
                 if id(p) in seen:
-                    raise ValueError("optimizer_groups(): a parameter is in two groups; each network belongs to one")
+                    raise ValueError("optimizer_per_network: a parameter is in two networks; each belongs to one")
                 seen.add(id(p))
                 params.append(p)
         out.append(params)
@@ -93,7 +117,7 @@ def pass_batches(train_pass: TrainPass, order: list[Tensor], companion: Companio
     def batch_of(index: Tensor, step: int, with_companion: bool) -> Batch:
         draw = (lambda: to_input(index)) if augmenting else None
         other = batch_of(companion.next(), step, False) if with_companion and companion is not None else None
-        return Batch(to_input(index), labels[index], index, pass_name=train_pass.name, step=step,
+        return Batch(to_input(index), labels[index], index, net=train_pass.net, step=step,
                      companion=other, draw_view=draw)
 
     for step, index in enumerate(order):

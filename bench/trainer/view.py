@@ -1,5 +1,6 @@
-"""What the trainer offers a method's epoch hooks: the whole training set embedded or predicted,
-the noisy labels, the validation accuracy, a fresh optimiser, whole-set selections scored."""
+"""What the trainer offers a method's epoch hooks (epoch_plan, on_epoch_end): the whole training set
+embedded or predicted, the noisy labels, the validation accuracy, a fresh optimiser, whole-set
+selections scored."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class TrainerViewImpl(TrainerView):
-    """The trainer as the epoch hooks of a phase-based method see it (methods/base.py: TrainerView)."""
+    """The trainer as a method's epoch hooks see it (methods/base.py: TrainerView)."""
 
     def __init__(self, trainer: "Trainer"):
         self._t = trainer
