@@ -12,6 +12,7 @@ from noisybench.bench.trainer.data import DeviceData
 from noisybench.bench.trainer.setup import TrialSetup
 from noisybench.core.provenance import provenance
 from noisybench.methods.base import TrainerView
+from noisybench.methods.rule_versions import rule_versions
 from noisybench.results.store import atomic_write_bytes
 
 
@@ -56,7 +57,11 @@ def spec_record(setup: TrialSetup) -> dict:
         "recipe": setup.recipe.to_json(),
         "hparams": dataclasses.asdict(setup.method.hparams),
         **({"hparams_filled": dict(setup.filled_hparams)} if setup.filled_hparams else {}),
+        # Its labels_sha256 fingerprints the noisy labels trained on, for every kind of noise.
         "noise": setup.noisy.as_json(),
+        # The code version of each part it trains with (core/rules.py): a stored trial whose versions
+        # differ from the code's is stale, not done (bench/staleness.py).
+        "rule_versions": rule_versions(setup.spec.method, setup.recipe.model, setup.spec.dataset),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),
         **stream_and_weights_record(setup),
