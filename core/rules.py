@@ -65,8 +65,13 @@ def recorded_rule_versions(record: dict) -> dict[str, int]:
 
 
 def versions_text(versions: dict[str, int]) -> str:
-    """``method:standard=1 model:mlp=1 dataset:digits=1``: one cell's versions in one CSV field."""
-    return " ".join(f"{key}={value}" for key, value in versions.items())
+    """``method:standard=1 model:mlp=1 dataset:digits=1``: one cell's versions in one CSV field, the
+    parts in one order (spec.json stores its keys sorted), so that equal versions read as equal text."""
+    def rank(key: str):
+        part = key.partition(":")[0]
+        return (PARTS.index(part) if part in PARTS else len(PARTS), key)
+
+    return " ".join(f"{key}={versions[key]}" for key in sorted(versions, key=rank))
 
 
 def describe_part(key: str) -> str:
@@ -75,12 +80,27 @@ def describe_part(key: str) -> str:
     return f"{part} {name}"
 
 
+def parse_versions_text(text: str) -> dict[str, int]:
+    """The inverse of :func:`versions_text`."""
+    return {key: int(value) for key, _, value in (item.rpartition("=") for item in text.split())}
+
+
+def first_difference(first: dict[str, int], second: dict[str, int]) -> tuple[str, int, int] | None:
+    """(part key, its version in ``first``, in ``second``) of the first part whose versions differ,
+    a part missing from one reading as version 1 there; None when none differs."""
+    for key in dict.fromkeys([*second, *first]):
+        a, b = first.get(key, DEFAULT_RULE_VERSION), second.get(key, DEFAULT_RULE_VERSION)
+        if a != b:
+            return key, a, b
+    return None
+
+
 def rule_difference(stored: dict[str, int], current: dict[str, int]) -> str | None:
     """The first part whose version differs, as "method standard: stored version 1, code version 2";
     None when every part of ``current`` has its version in ``stored`` (a part missing there reads
     as version 1)."""
-    for key, version in current.items():
-        old = stored.get(key, DEFAULT_RULE_VERSION)
-        if old != version:
-            return f"{describe_part(key)}: stored version {old}, code version {version}"
-    return None
+    found = first_difference(stored, current)  # current's parts come first: a part only stored is not used now
+    if found is None or found[0] not in current:
+        return None
+    key, old, new = found
+    return f"{describe_part(key)}: stored version {old}, code version {new}"

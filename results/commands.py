@@ -103,7 +103,7 @@ def cmd_classes(args) -> int:
 
 def cmd_verify(args) -> int:
     """Check every trial of a store; exit 1 when any is damaged (0 once --repair moved them all)."""
-    from noisybench.results.integrity import check_store
+    from noisybench.results.integrity import check_store, moved_aside
 
     root = _results_dir(args.results)
     report = check_store(root, repair=args.repair)
@@ -111,6 +111,8 @@ def cmd_verify(args) -> int:
         print(f"damaged  {trial.path.name}: {problem}")
     for trial, target in report.moved:
         print(f"moved    {trial.path.name} -> {target} (the next bench run trains it again)")
+    for kind, path, why in moved_aside(root):  # kept, never counted: nothing moved aside is deleted
+        print(f"aside    {path.relative_to(root).as_posix()} ({kind}{': ' + why if why else ''})")
     for trial, problem, removed in report.refused_checkpoints:
         print(f"refused  {trial.path.name}: {problem}; " + (
             "removed (the next bench run resumes from an earlier state or restarts the trial)" if removed else
