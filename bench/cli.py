@@ -197,6 +197,8 @@ def cmd_table(args) -> int:
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
     options = table_options(args, args.results)
+    if args.hparams:  # the appendix table: what each method's cells trained with
+        return results_commands.print_hparams_table(args, options)
     if args.compare_paper:  # the table, then published numbers with verdicts (csv: the comparison rows alone)
         from noisybench.results.aggregate import summarize
         from noisybench.results.reference import table_with_comparison
@@ -306,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, with the difference and a verdict (results/README.md); with --format csv "
                         "the comparison rows alone")
+    results_commands.add_hparams_argument(p)
     results_commands.add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 

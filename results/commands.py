@@ -131,6 +131,24 @@ def cmd_verify(args) -> int:
     return 1 if left or refused_left else 0
 
 
+def add_hparams_argument(p) -> None:
+    """``--hparams`` of `bench table`."""
+    p.add_argument("--hparams", action="store_true",
+                   help="instead of the numbers: the recipe and resolved hyperparameters each method's cells "
+                        "trained with, as spec.json recorded them (a paper's appendix table), per cell where "
+                        "they differ; --format, --methods and --noise apply")
+
+
+def print_hparams_table(args, options) -> int:
+    """`bench table --hparams` (results/hparams_table.py)."""
+    from noisybench.results.hparams_table import render_hparams
+
+    if args.compare_paper:
+        raise BenchError("--hparams and --compare-paper are two tables; ask for one at a time")
+    print(render_hparams(args.results, args.format, options), end="")
+    return 0
+
+
 def add_significance_argument(p) -> None:
     """``--test`` of `bench table` and `bench report`."""
     from noisybench.results.tables import SIGNIFICANCE_TESTS

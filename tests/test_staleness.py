@@ -104,6 +104,9 @@ def test_the_issues_done_when_a_bumped_method_is_refused_then_retrained_aside(tm
     assert main(["verify", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"aside    {STALE_DIR}/{aside.name} (stale: method standard: stored version 1, code version 2)" in out
+    assert main(["table", "--results", str(tmp_path), "--hparams"]) == 0
+    out = capsys.readouterr().out
+    assert "| every method | recipe: model" in out and "| standard" in out
     assert main(sweep(tmp_path)) == 0 and "1 of 1 trials already done" in capsys.readouterr().out
 
 
@@ -207,6 +210,9 @@ def test_an_old_store_without_the_new_fields_reads_and_is_not_stale(tmp_path, ca
     set_aside_stale(specs, store, print, rerun=False)  # no refusal
     assert main(["verify", "--results", str(store)]) == 0
     assert "8 finished trials verified" in capsys.readouterr().out
+    assert main(["table", "--results", str(store), "--hparams", "--format", "csv"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert set(frame.method) == {"standard", "coteaching"} and "recipe.lr" in set(frame.setting)
 
 
 def test_the_refusal_counts_the_other_stale_trials(tmp_path, monkeypatch):
