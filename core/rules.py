@@ -38,7 +38,7 @@ def check_declaration(part: str, name: str, version, history) -> None:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise TypeError(f"{where}: rule_version must be an int >= 1, not {version!r}")
     if not isinstance(history, dict) or set(history) != set(range(1, version + 1)):
-        keys = sorted(history) if isinstance(history, dict) else history
+        keys = list(history) if isinstance(history, dict) else history
         raise TypeError(f"{where}: rule_history must hold one line for each version 1..{version}, has {keys!r}")
     for number, line in history.items():
         if not isinstance(line, str) or not line.strip() or "\n" in line:
