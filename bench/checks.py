@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Callable
 
+from noisybench.bench.staleness import check_stale, set_aside_stale
 from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, INCOMPLETE
@@ -111,15 +112,18 @@ def set_aside_damaged(specs: list[ResolvedTrial], results_root, echo: Callable[[
 
 
 def pending_trials(specs: list[ResolvedTrial], results_root, echo: Callable[[str], None],
-                   feature_epochs: tuple[int, ...] = ()) -> tuple[list[ResolvedTrial], int]:
+                   feature_epochs: tuple[int, ...] = (), rerun_stale: bool = False,
+                   data_root=None) -> tuple[list[ResolvedTrial], int]:
     """The trials not yet done, and how many were skipped (said once, for every launcher).
 
     A finished trial is skipped only when it passes results/integrity.py's checks; a damaged one
-    is named, moved aside to <results>/.damaged/ and trained again.  Trials another process holds
-    are named too: the launchers wait for them."""
+    is named, moved aside to <results>/.damaged/ and trained again.  A stale one (bench/staleness.py)
+    stops the sweep, or with ``rerun_stale`` is moved aside to <results>/.stale/ and trained again.
+    Trials another process holds are named too: the launchers wait for them."""
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)
     check_label_files(specs, store)
+    set_aside_stale(specs, results_root, echo, rerun=rerun_stale, data_root=data_root)
     set_aside_damaged(specs, results_root, echo)
     todo = [spec for spec in specs if store.state(spec) != DONE]
     skipped = len(specs) - len(todo)
@@ -144,15 +148,18 @@ def finish_held(held: list[ResolvedTrial], results_root, trial_fn: TrialFunction
         yield spec, run_once_free(trial_fn, spec, results_root, trial_kwargs)
 
 
-def describe_trials(specs: list[ResolvedTrial], results_root) -> str:
+def describe_trials(specs: list[ResolvedTrial], results_root, rerun_stale: bool = False, data_root=None) -> str:
     """`bench run --dry-run`: each trial of the sweep and what the store holds of it, then the counts."""
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)  # a stale trial is not "done": say so now, as the run would
+    stale = check_stale(specs, results_root, rerun=rerun_stale, data_root=data_root)
     lines, counts = [], {}
     for spec in specs:
         trial = store.trial(spec)
         holder = live_holder(trial.path)
-        if trial.state == DONE:
+        if spec.dirname in stale:
+            state = f"stale ({stale[spec.dirname].why}): would be moved aside and trained again"
+        elif trial.state == DONE:
             try:
                 verify_done(trial)
                 state = "done"

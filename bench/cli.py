@@ -112,8 +112,6 @@ def sweep_request(args):
                         precision=None if args.precision == "auto" else args.precision)
 
 
-
-
 def print_table(results: str, fmt: str = "markdown", specs=None, test: str = "welch", options=None) -> int:
     from noisybench.results.aggregate import load_trials, summarize
     from noisybench.results.tables import render
@@ -173,12 +171,13 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from noisybench.bench.checks import describe_trials
 
-        print(describe_trials(trials, args.results))
+        print(describe_trials(trials, args.results, rerun_stale=args.rerun_stale, data_root=args.data_root))
         return 0
     # The same trial-function arguments for every launcher: every launcher runs the same function.
-    launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, trial_kwargs=dict(
-        device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
-        feature_epochs=feature_epochs, **arithmetic_options(args)))
+    launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, rerun_stale=args.rerun_stale,
+                    trial_kwargs=dict(device=args.device, data_root=args.data_root,
+                                      checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs,
+                                      **arithmetic_options(args)))
     counts = run_sweep(trials, args.results, launch)
     if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
         return 0
@@ -199,6 +198,8 @@ def cmd_table(args) -> int:
     if load_trials(args.results).empty:
         raise BenchError(f"no finished trials under {args.results}; run `bench run --results {args.results}` first")
     options = table_options(args, args.results)
+    if args.hparams:  # the appendix table: what each method's cells trained with
+        return results_commands.print_hparams_table(args, options)
     if args.compare_paper:  # the table, then published numbers with verdicts (csv: the comparison rows alone)
         from noisybench.results.aggregate import summarize
         from noisybench.results.reference import table_with_comparison
@@ -287,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "launcher options: see bench/sweep_file.py); flags given here override it")
     p.add_argument("--dry-run", action="store_true",
                    help="list the sweep's trials and what the results directory already holds of each; run nothing")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="stored trials trained by other code (a part's rule_version, or the noisy labels, differ "
+                        "from today's) stop the run; with this flag they are moved aside to <results>/.stale/ "
+                        "(nothing deleted; bench verify lists them) and trained again")
     results_commands.add_significance_argument(p)
     slurm_commands.add_launcher_arguments(p)
     p.set_defaults(handler=cmd_run, run_parser=p)
@@ -304,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the published numbers (results/reference/*.csv) for the same dataset, noise and "
                         "method, with the difference and a verdict (results/README.md); with --format csv "
                         "the comparison rows alone")
+    results_commands.add_hparams_argument(p)
     results_commands.add_significance_argument(p)
     p.set_defaults(handler=cmd_table)
 

@@ -26,6 +26,7 @@ from noisybench.bench.checks import (
     set_aside_damaged,
 )
 from noisybench.bench.packing import process_devices, run_trials_packed
+from noisybench.bench.staleness import set_aside_stale
 from noisybench.bench.trainer.device import resolve_device
 from noisybench.bench.trainer.trial import run_trial
 from noisybench.core.layout import FAILED, HANDED_OVER, HELD
@@ -91,6 +92,7 @@ class Launch:
     trial_kwargs: dict = field(default_factory=dict)
     trials_per_gpu: int = 1
     echo: Callable[[str], None] = print
+    rerun_stale: bool = False  # `--rerun-stale`: move stale trials aside and train them (bench/staleness.py)
 
     @property
     def launcher(self) -> str:
@@ -101,13 +103,14 @@ class Launch:
 
 def run_inline(specs: list[ResolvedTrial], results_root, *, trial_fn: TrialFunction = run_trial, device=None,
                data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
+               feature_epochs: tuple[int, ...] = (), rerun_stale: bool = False, **settings) -> Counts:
     """Run the trials not yet done, one after another, in this process.
 
     ``feature_epochs``: save the training set's penultimate features after these epochs
     (``bench run --save-features``).  ``settings``: the trial function's arithmetic run settings
     (memory_format, fused, autotune: bench/trainer/arithmetic.py)."""
-    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs)
+    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs, rerun_stale,
+                                   data_root)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     show_progress = sys.stdout.isatty()
@@ -139,14 +142,15 @@ def run_inline(specs: list[ResolvedTrial], results_root, *, trial_fn: TrialFunct
 
 def run_packed(specs: list[ResolvedTrial], results_root, *, trials_per_gpu: int, trial_fn: TrialFunction = run_trial,
                device=None, data_root=None, echo: Callable[[str], None] = print, checkpoint_every: int = 1,
-               feature_epochs: tuple[int, ...] = (), **settings) -> Counts:
+               feature_epochs: tuple[int, ...] = (), rerun_stale: bool = False, **settings) -> Counts:
     """Like :func:`run_inline`, but ``trials_per_gpu`` trials at once on each GPU (on the CPU, that
     many processes sharing its cores), each in its own process running the same trial function.
 
     One trial of a small model cannot fill a large GPU; several can (`bench speed --pack` measures
     how much that gains).  Same counts and progress lines as run_inline, in the order trials end.
     """
-    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs)
+    todo, skipped = pending_trials(resolved_all(specs, data_root), results_root, echo, feature_epochs, rerun_stale,
+                                   data_root)
     torch_device = resolve_device(device)
     counts = {"done": skipped, "failed": 0}
     started = time.perf_counter()
@@ -177,12 +181,13 @@ def run_packed(specs: list[ResolvedTrial], results_root, *, trials_per_gpu: int,
 
 
 def _inline(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
-    return run_inline(specs, results_root, trial_fn=trial_fn, echo=launch.echo, **launch.trial_kwargs)
+    return run_inline(specs, results_root, trial_fn=trial_fn, echo=launch.echo, rerun_stale=launch.rerun_stale,
+                      **launch.trial_kwargs)
 
 
 def _packed(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts:
     return run_packed(specs, results_root, trials_per_gpu=launch.trials_per_gpu, trial_fn=trial_fn,
-                      echo=launch.echo, **launch.trial_kwargs)
+                      echo=launch.echo, rerun_stale=launch.rerun_stale, **launch.trial_kwargs)
 
 
 def _submitit(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction, launch: Launch) -> Counts | None:
@@ -193,6 +198,8 @@ def _submitit(specs: list[ResolvedTrial], results_root, trial_fn: TrialFunction,
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)
     check_label_files(specs, store)
+    set_aside_stale(specs, results_root, launch.echo, rerun=launch.rerun_stale,
+                    data_root=launch.trial_kwargs.get("data_root"))
     set_aside_damaged(specs, results_root, launch.echo)
     return launch_trials(specs, results_root, launch.options, trial_fn, launch.trial_kwargs, echo=launch.echo)
 

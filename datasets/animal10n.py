@@ -66,7 +66,8 @@ def list_labelled_jpegs(directory: Path, how_to_get: str) -> tuple[list[Path], n
     return paths, labels
 
 
-@register_dataset("animal10n", "ANIMAL-10N (Song et al., ICML 2019): 50,000/5,000 64x64 RGB, 10 classes, ~8% real noise")
+@register_dataset("animal10n", "ANIMAL-10N (Song et al., ICML 2019): 50,000/5,000 64x64 RGB, 10 classes, ~8% real noise",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_animal10n(root: Path, download: bool = False) -> Dataset:
     """ANIMAL-10N (Song et al., ICML 2019): 50,000/5,000 64x64 RGB, 10 classes, ~8% real noise."""
     root = Path(root)

@@ -134,7 +134,8 @@ def _download(torchvision_class_name: str, root: Path, dataset: str, url: str) -
         ) from None
 
 
-@register_dataset("cifar10", "CIFAR-10 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 10 classes; --download")
+@register_dataset("cifar10", "CIFAR-10 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 10 classes; --download",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_cifar10(root: Path, download: bool = False) -> Dataset:
     """CIFAR-10 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 10 classes; --download."""
     root = Path(root)
@@ -168,7 +169,8 @@ def load_cifar10(root: Path, download: bool = False) -> Dataset:
     )
 
 
-@register_dataset("cifar100", "CIFAR-100 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 100 classes; --download")
+@register_dataset("cifar100", "CIFAR-100 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 100 classes; --download",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_cifar100(root: Path, download: bool = False) -> Dataset:
     """CIFAR-100 (Krizhevsky 2009): 50,000/10,000 32x32 RGB, 100 classes; --download.
 

@@ -123,7 +123,8 @@ def _check_first_image(stream: JpegStream, how_to_get: str) -> None:
                             "the key file)", how_to_get)
 
 
-@register_dataset("clothing1m", "Clothing1M (Xiao et al., CVPR 2015): 1M noisy / 10,526 clean test, 14 classes, streamed")
+@register_dataset("clothing1m", "Clothing1M (Xiao et al., CVPR 2015): 1M noisy / 10,526 clean test, 14 classes, streamed",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_clothing1m(root: Path, download: bool = False) -> Dataset:
     """Clothing1M (Xiao et al., CVPR 2015): 1M noisy / 10,526 clean test, 14 classes, streamed."""
     base = Path(root) / CLOTHING1M_DIR

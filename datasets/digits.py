@@ -27,7 +27,8 @@ def stratified_split(labels: np.ndarray, num_test: int, seed: int) -> tuple[np.n
     return np.sort(train), np.sort(test)
 
 
-@register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1,257 train / 540 test), no download")
+@register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1,257 train / 540 test), no download",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_digits(root: Path, download: bool = False) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,257 train / 540 test), no download."""
     from sklearn.datasets import load_digits as sk_load_digits

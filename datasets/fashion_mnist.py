@@ -58,7 +58,8 @@ def read_split(directory: Path, split: str):
 
 
 @register_dataset("fashion-mnist", "Fashion-MNIST (Xiao et al. 2017): 60,000/10,000 28x28 grayscale articles; "
-                                   "data root, Debian's dataset-fashion-mnist, or --download")
+                                   "data root, Debian's dataset-fashion-mnist, or --download",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_fashion_mnist(root: Path, download: bool = False) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017): 60,000/10,000 28x28 grayscale articles."""
     root = Path(root)

@@ -99,7 +99,8 @@ def read_verification(
     return np.array(positions, dtype=np.int64), np.array(flags, dtype=np.int8), unmatched
 
 
-@register_dataset("food101n", "Food-101N (Lee et al., CVPR 2018): 310k noisy web images, Food-101 test, 101 classes, streamed")
+@register_dataset("food101n", "Food-101N (Lee et al., CVPR 2018): 310k noisy web images, Food-101 test, 101 classes, streamed",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_food101n(root: Path, download: bool = False) -> Dataset:
     """Food-101N (Lee et al., CVPR 2018): 310k noisy web images, Food-101 test, 101 classes, streamed."""
     root = Path(root)

@@ -42,7 +42,8 @@ def find_idx_file(directory: Path, name: str) -> Path:
     return idx.find_idx_file(RELEASE, directory, name)
 
 
-@register_dataset("mnist", "MNIST (LeCun et al. 1998): 60,000/10,000 28x28 grayscale digits; --download")
+@register_dataset("mnist", "MNIST (LeCun et al. 1998): 60,000/10,000 28x28 grayscale digits; --download",
+                  rule_version=1, rule_history={1: "noisybench 0.2.0: images, labels, order and split as released"})
 def load_mnist(root: Path, download: bool = False) -> Dataset:
     """MNIST (LeCun et al. 1998): 60,000/10,000 28x28 grayscale digits; --download."""
     root = Path(root)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from noisybench.core import plugins
+from noisybench.core import plugins, rules
 from noisybench.core.errors import BenchError
 
 if TYPE_CHECKING:  # annotation only: streaming imports torch, registry stays light
@@ -72,16 +72,25 @@ class Dataset:
 Loader = Callable[[Path, bool], Dataset]
 _LOADERS: dict[str, Loader] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_RULES: dict[str, tuple[int, dict[int, str]]] = {}  # name -> (rule_version, rule_history), where declared
 
 
-def register_dataset(name: str, description: str = ""):
-    """Decorator: register ``fn(root, download) -> Dataset`` under ``name``."""
+def register_dataset(name: str, description: str = "", rule_version: int | None = None,
+                     rule_history: dict[int, str] | None = None):
+    """Decorator: register ``fn(root, download) -> Dataset`` under ``name``.  ``rule_version`` and
+    ``rule_history``: the version of what the loader delivers (images, labels, order, split) and
+    one line per version (core/rules.py); every built-in declares them, a plugin's loader without
+    them reads as 1."""
+    if rule_version is not None or rule_history is not None:
+        rules.check_declaration("dataset", name, rule_version, rule_history)
 
     def decorate(fn: Loader) -> Loader:
         taken_by = _LOADERS[name].__module__ if name in _LOADERS else None
         plugins.claim(DATASET_PLUGIN_GROUP, name, fn.__module__, taken_by)  # a clash raises, naming both
         _LOADERS[name] = fn
         _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        if rule_version is not None:
+            _RULES[name] = (rule_version, dict(rule_history))
         return fn
 
     return decorate
@@ -90,7 +99,7 @@ def register_dataset(name: str, description: str = ""):
 def _discover() -> None:
     """Import the installed plugins' loaders once (every question to the registry asks this first)."""
     plugins.load(DATASET_PLUGIN_GROUP, forget=lambda name: [table.pop(name, None)
-                                                            for table in (_LOADERS, _DESCRIPTIONS)])
+                                                            for table in (_LOADERS, _DESCRIPTIONS, _RULES)])
 
 
 def dataset_names() -> list[str]:
@@ -109,6 +118,12 @@ def check_dataset_name(name: str) -> None:
             f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
             + plugins.missing_hint(DATASET_PLUGIN_GROUP, name)
         )
+
+
+def dataset_rule_declaration(name: str) -> tuple[int, dict[int, str]] | None:
+    """(rule_version, rule_history) as the loader's registration declares them; None if it does not."""
+    check_dataset_name(name)
+    return _RULES.get(name)
 
 
 def resolve_data_root(root: str | os.PathLike | None) -> Path:

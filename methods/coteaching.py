@@ -65,6 +65,11 @@ class CoTeaching(Method):
     Under protocol ``original`` its epochs are main.py's: at most 401 steps of full batches
     (drop_last, and the break once ``i > num_iter_per_epoch`` = 400), 401 of 468 on MNIST.
     """
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: two networks cross-update on the peer's small-loss samples (bhanML/Co-teaching)",
+    }
 
     # main.py builds model.py's CNN on all three datasets, and starts the decay at epoch 100 on
     # CIFAR-100 (80 on MNIST and CIFAR-10).

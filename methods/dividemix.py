@@ -87,6 +87,11 @@ def table7_entry(dataset: str, noise_kind: str, rate: float | None) -> tuple[flo
 @register("dividemix")
 class DivideMix(Method):
     """DivideMix (Li et al., ICLR 2020): GMM co-divide + MixMatch with co-refinement/co-guessing. Code: LiJunnan1992/DivideMix."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: GMM co-divide, MixMatch, co-refinement and co-guessing (LiJunnan1992/DivideMix)",
+    }
 
     needs_in_memory_data = "it trains each network on the other's labelled subset every epoch"
     optimizer_per_network = True  # Train_cifar.py: optimizer1 steps net1, optimizer2 net2

@@ -162,6 +162,11 @@ def elr_loss(logits: Tensor, labels: Tensor, probs: Tensor, targets: Tensor, lam
 @register("elr")
 class ELR(Method):
     """ELR (Liu et al., NeurIPS 2020): CE + lambda*log(1 - <p, t>) toward per-sample temporal-ensemble targets. Code: shengliu66/ELR."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: CE + lambda*log(1 - <p, t>) toward temporal-ensemble targets (shengliu66/ELR)",
+    }
 
     original = OriginalRecipe(
         ELR_ORIGINAL, "Liu et al. 2020, shengliu66/ELR ELR/config_cifar10_asym.json (its CIFAR-10 optimiser and "

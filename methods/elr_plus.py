@@ -136,6 +136,11 @@ def elr_plus_loss(logits: Tensor, soft_labels: Tensor, mixed_targets: Tensor, we
 @register("elr_plus")
 class ELRPlus(Method):
     """ELR+ (Liu et al., NeurIPS 2020): two networks, mixup, ELR toward targets from the other's weight average. Code: shengliu66/ELR."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: two networks, mixup, ELR toward the other's weight-average targets (ELR_plus)",
+    }
 
     original = OriginalRecipe(
         ELR_PLUS_ORIGINAL, "Liu et al. 2020, shengliu66/ELR ELR_plus/config_cifar10.json (its CIFAR-10 optimiser and "

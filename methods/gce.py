@@ -86,6 +86,11 @@ class GCE(Method):
     network main() evaluates and saves -- gets ``optimizer.step()`` on zeroed gradients: momentum
     and weight decay move it, no gradient does, and its BatchNorm statistics stay as they were.
     """
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: the L_q loss; truncated=True prunes as AlanChou/Truncated-Loss",
+    }
 
     # The reference code has no MNIST: there its optimiser and schedule, with MNIST's own network
     # and data handling (jocor-paper's mlp1; no crop+flip -- a flipped digit is another glyph).

@@ -82,6 +82,11 @@ class JoCoR(Method):
     Co-teaching's) and there are 199 of them, as under ``jocor-paper``: main.py trains
     ``range(1, n_epoch)`` with n_epoch = 200 after an evaluation-only epoch 0.
     """
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: joint CE + symmetric KL, small-loss selection, finite where a probability is 0",
+    }
 
     # Co-teaching's recipe.  main.py: model_type "mlp" (model/cnn.py MLPNet) on MNIST, "cnn"
     # (model/cnn.py CNN) on CIFAR; the decay from epoch 100 on CIFAR-100.

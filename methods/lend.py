@@ -140,6 +140,11 @@ LEND_ORIGINAL = dict(
 @register("lend")
 class LEND(Method):
     """LEND (Zhang et al., Machine Learning 2022): labels diluted over feature neighbours weight the loss. Code: zhangchuang96/lend."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: labels diluted over feature neighbours weight the loss (zhangchuang96/lend)",
+    }
 
     # The official code loads CIFAR-10 and CIFAR-100 only; on every other dataset `original`
     # keeps the dataset's default protocol (no fields replaced).

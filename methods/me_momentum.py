@@ -114,6 +114,11 @@ class MeMomentum(Method):
     by default: measured on training-augmented images (``val_augment``) and rounded to 2 decimals
     of a percent (``val_round_decimals``); the metrics line's ``scored_val_balanced_acc`` is that value.
     """
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: rounds of confident-set extraction and retraining (Me-Momentum main.py)",
+    }
 
     # main.py: LeNet on MNIST, no augmentation; its ResNets (stem padding 0) on CIFAR.  Each with
     # main.py's fixed Normalize constants -- on CIFAR-10 the widespread (0.2023, 0.1994, 0.2010),

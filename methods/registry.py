@@ -6,7 +6,7 @@ import math
 import typing
 from typing import Any
 
-from noisybench.core import plugins
+from noisybench.core import plugins, rules
 from noisybench.core.errors import BenchError
 
 _METHODS: dict[str, type] = {}
@@ -19,6 +19,9 @@ def register(name: str):
         plugins.claim(PLUGIN_GROUP, name, cls.__module__, taken_by)  # a clash raises, naming both
         if not dataclasses.is_dataclass(getattr(cls, "Hparams", None)):
             raise TypeError(f"method {name!r} needs a dataclass `Hparams`")
+        if "rule_version" in vars(cls) or "rule_history" in vars(cls):  # optional for a plugin (reads as 1)
+            rules.check_declaration("method", name, getattr(cls, "rule_version", None),
+                                    getattr(cls, "rule_history", None))
         cls.name = name
         _METHODS[name] = cls
         return cls

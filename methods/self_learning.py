@@ -71,6 +71,11 @@ def relabel_by_prototypes(features: Tensor, prototypes: Tensor, prototype_mask: 
 @register("self_learning")
 class SelfLearning(Method):
     """Deep Self-Learning (Han et al., ICCV 2019): prototype-corrected labels mixed into the loss."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: prototype-corrected labels mixed into the loss after a warm-up",
+    }
 
     claims = (
         Claim("correction", "Han, Luo & Wang, ICCV 2019, Table 2 (Clothing1M: 61.74% noisy, 74.38% after the "

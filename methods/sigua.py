@@ -88,6 +88,11 @@ class SIGUA(Method):
     recipe sets ``script=mnist`` (scripts/mnist_sigua_sl.sh: pair-45 with γ 0.001, sigua_rate 0.7).
     Under ``original`` its epochs are at most 401 full batches, as main.py's (COTEACHING_ORIGINAL).
     """
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: small-loss descent plus gamma-scaled ascent on the discarded samples (bhanML/SIGUA)",
+    }
 
     # Co-teaching's recipe; SIGUA's model.py is Co-teaching's CNN, and its code has MNIST and CIFAR-10 only.
     original = OriginalRecipe(

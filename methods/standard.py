@@ -14,6 +14,11 @@ from noisybench.methods.registry import register
 @register("standard")
 class Standard(Method):
     """Cross-entropy on the noisy labels; shows the memorisation effect that others are judged by."""
+    # What it computes, by version (core/rules.py): bump when a change moves any number.
+    rule_version = 1
+    rule_history = {
+        1: "noisybench 0.2.0: mean cross-entropy on the noisy labels",
+    }
 
     @dataclass
     class Hparams:

@@ -14,6 +14,13 @@ import numpy as np
 import pandas as pd
 
 from noisybench.core.errors import BenchError
+from noisybench.core.rules import (
+    describe_part,
+    first_difference,
+    parse_versions_text,
+    recorded_rule_versions,
+    versions_text,
+)
 from noisybench.core.seeding import CURRENT_SEEDING, LEGACY_SEEDING
 from noisybench.results.integrity import excluded_line, verified_done_trials, verify_done, warn
 from noisybench.results.labels import (
@@ -53,6 +60,8 @@ def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
         **trial_identity(record), "state": state,
         "best": numbers["best"], "last": numbers["last"], "epochs_run": numbers["epochs"], "path": str(path),
         "realised_noise": (record.get("noise") or {}).get("realised_rate"),
+        # The code versions it was trained with (a record without them: version 1 of each part).
+        "rule_versions": versions_text(recorded_rule_versions(record)),
     }
     if metrics:
         row["best_epoch"] = numbers["best_epoch"]
@@ -68,6 +77,23 @@ def _trial_row(record: dict, state: str, metrics: list[dict], path) -> dict:
             adopted = [m["test_acc"] for m in metrics if m.get("own_selected")]
             row["own"] = adopted[-1] if adopted else math.nan
     return row
+
+
+def check_one_rule_version_per_cell(trials: pd.DataFrame) -> None:
+    """Refuse, in one line, a cell whose trials were trained by different versions of a part's code
+    (core/rules.py): a mean over them would be a number of neither version."""
+    if trials.empty or "rule_versions" not in trials:
+        return
+    for key, cell in trials.groupby(GROUP_KEYS, sort=False):
+        versions = list(dict.fromkeys(cell["rule_versions"]))
+        if len(versions) < 2:
+            continue
+        part, a, b = first_difference(parse_versions_text(versions[0]), parse_versions_text(versions[1]))
+        paths = [cell.loc[cell["rule_versions"] == v, "path"].iloc[0] for v in versions[:2]]
+        raise BenchError(f"the cell {' '.join(map(str, key))} holds trials of two versions of "
+                         f"{describe_part(part)} (version {a}: {paths[0]}; version {b}: {paths[1]}), which a "
+                         "table never averages: rerun the sweep with `bench run ... --rerun-stale` to move the "
+                         "stale ones aside and train them again, or table them from separate --results")
 
 
 def load_trials(root, states: tuple[str, ...] = (DONE,), echo: Callable[[str], None] = warn) -> pd.DataFrame:
@@ -130,10 +156,14 @@ def load_epochs(root, echo: Callable[[str], None] = warn) -> pd.DataFrame:
         frame = pd.DataFrame(verified.metrics)
         for key, value in trial_identity(verified.record).items():
             frame[key] = value
+        frame["rule_versions"] = versions_text(recorded_rule_versions(verified.record))
+        frame["path"] = str(verified.trial.path)
         frames.append(frame)
     if not frames:
         return pd.DataFrame()
-    return keep_cells_apart(pd.concat(frames, ignore_index=True), echo)
+    epochs = keep_cells_apart(pd.concat(frames, ignore_index=True), echo)
+    check_one_rule_version_per_cell(epochs)  # a curve's mean ± std band is an average too
+    return epochs
 
 
 def values_by_seed(trials: pd.DataFrame, column: str) -> dict[int, float]:
@@ -162,6 +192,7 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS + LABEL_DATA)
     done = with_label_data(trials[trials["state"] == DONE])
+    check_one_rule_version_per_cell(done)
     twice = done[done.duplicated(GROUP_KEYS + ["seed"], keep=False)]
     if not twice.empty:  # one seed counted twice would shrink the std and fake a larger n
         paths = sorted(twice["path"].astype(str))[:2]
@@ -177,6 +208,8 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
         out[f"{col}_std"] = grouped[col].std(ddof=1) * 100.0
     if "own" in done:  # seeds whose method reported a model (mean and std are over those)
         out["own_n"] = grouped["own"].count()
+    if "rule_versions" in done:  # one per cell (checked above): the CSV's record of the code behind it
+        out["rule_versions"] = grouped["rule_versions"].first()
     # Per-seed values (percent) for the paired test: every method of a seed sees the same noisy
     # labels, so two methods' results on one seed are a pair.
     for col in value_cols:

@@ -104,7 +104,7 @@ def cmd_classes(args) -> int:
 
 def cmd_verify(args) -> int:
     """Check every trial of a store; exit 1 when any is damaged (0 once --repair moved them all)."""
-    from noisybench.results.integrity import check_store
+    from noisybench.results.integrity import check_store, moved_aside
 
     root = _results_dir(args.results)
     report = check_store(root, repair=args.repair)
@@ -112,6 +112,8 @@ def cmd_verify(args) -> int:
         print(f"damaged  {trial.path.name}: {problem}")
     for trial, target in report.moved:
         print(f"moved    {trial.path.name} -> {target} (the next bench run trains it again)")
+    for kind, path, why in moved_aside(root):  # kept, never counted: nothing moved aside is deleted
+        print(f"aside    {path.relative_to(root).as_posix()} ({kind}{': ' + why if why else ''})")
     for trial, problem, removed in report.refused_checkpoints:
         print(f"refused  {trial.path.name}: {problem}; " + (
             "removed (the next bench run resumes from an earlier state or restarts the trial)" if removed else
@@ -131,6 +133,24 @@ def cmd_verify(args) -> int:
     if refused_left and args.repair:
         print(f"{refused_left} refused checkpoints belong to trials a live process holds and were left in place")
     return 1 if left or refused_left else 0
+
+
+def add_hparams_argument(p) -> None:
+    """``--hparams`` of `bench table`."""
+    p.add_argument("--hparams", action="store_true",
+                   help="instead of the numbers: the recipe and resolved hyperparameters each method's cells "
+                        "trained with, as spec.json recorded them (a paper's appendix table), per cell where "
+                        "they differ; --format, --methods and --noise apply")
+
+
+def print_hparams_table(args, options) -> int:
+    """`bench table --hparams` (results/hparams_table.py)."""
+    from noisybench.results.hparams_table import render_hparams
+
+    if args.compare_paper:
+        raise BenchError("--hparams and --compare-paper are two tables; ask for one at a time")
+    print(render_hparams(args.results, args.format, options), end="")
+    return 0
 
 
 def add_significance_argument(p) -> None:

@@ -11,6 +11,7 @@ A trial that fails is named in one line on stderr and left out of n -- never ave
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -28,6 +29,8 @@ from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, file_sh
 from noisybench.results.summary import best_and_last
 
 DAMAGED_DIR = ".damaged"  # where `bench verify --repair` (and `bench run`) move damaged trials
+STALE_DIR = ".stale"  # where `bench run --rerun-stale` moves trials made by other code (bench/staleness.py)
+ASIDE_NOTE = "moved-aside.txt"  # in each folder moved aside: one line saying why
 
 
 @dataclass
@@ -140,7 +143,7 @@ def check_store(root, repair: bool = False) -> StoreReport:
     report = StoreReport()
     root = Path(root)
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if not path.is_dir() or path.name in (SUBMISSION_DIR, DAMAGED_DIR):
+        if not path.is_dir() or path.name in (SUBMISSION_DIR, DAMAGED_DIR, STALE_DIR):
             continue
         trial = TrialDir(path)
         problem = damage(trial)
@@ -199,12 +202,13 @@ def damage(trial: TrialDir) -> str | None:
     return None
 
 
-def move_aside_if_damaged(trial: TrialDir, root, problem: Callable[[TrialDir], str | None]
-                          ) -> tuple[str, Path] | None:
-    """Under the trial's own lease, check ``problem(trial)`` again and, if it is still damaged,
-    move its files aside (move_aside_contents): (problem, where they went).  None when it is sound
-    by now or another process holds the trial -- then that writer decides, and no second writer
-    ever trains in a directory whose lock was moved away under it."""
+def move_aside_if_damaged(trial: TrialDir, root, problem: Callable[[TrialDir], str | None],
+                          aside: str = DAMAGED_DIR) -> tuple[str, Path] | None:
+    """Under the trial's own lease, check ``problem(trial)`` again and, if it is still damaged (or
+    stale: ``aside`` STALE_DIR), move its files aside (move_aside_contents) with a note of the
+    problem: (problem, where they went).  None when it is sound by now or another process holds the
+    trial -- then that writer decides, and no second writer ever trains in a directory whose lock
+    was moved away under it."""
     lease = TrialLease(trial.path)
     if not lease.acquire():
         return None
@@ -213,21 +217,35 @@ def move_aside_if_damaged(trial: TrialDir, root, problem: Callable[[TrialDir], s
         lease.release()
         return None
     try:
-        target = move_aside_contents(trial, root)
+        target = move_aside_contents(trial, root, aside)
     except BaseException:
         lease.release()
         raise
+    with contextlib.suppress(OSError):  # what `bench verify` lists; the move is what counts
+        (target / ASIDE_NOTE).write_text(found.splitlines()[0] + "\n")
     lease.remove_directory()  # out of the store, as if never started; the next run trains it afresh
     return found, target
 
 
-def move_aside_contents(trial: TrialDir, root) -> Path:
-    """Move a damaged trial's files (not its lease, which the caller holds) into
-    <root>/.damaged/<name>.<time>, leaving the directory empty for a fresh start."""
-    target = Path(root) / DAMAGED_DIR / f"{trial.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+def move_aside_contents(trial: TrialDir, root, aside: str = DAMAGED_DIR) -> Path:
+    """Move a damaged (or stale) trial's files (not its lease, which the caller holds) into
+    <root>/<aside>/<name>.<time>.<pid>, leaving the directory empty for a fresh start."""
+    target = Path(root) / aside / f"{trial.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
     target.mkdir(parents=True, exist_ok=True)
     for path in trial.path.iterdir():
         if path.name not in (LEASE_FILE, LOCK_FILE):
             shutil.move(str(path), str(target / path.name))
     return target
 
+
+
+def moved_aside(root) -> list[tuple[str, Path, str]]:
+    """(why: "damaged" or "stale", folder, its note or "") of every trial moved aside in the store,
+    oldest name first: what `bench verify` lists (nothing moved aside is ever deleted)."""
+    found = []
+    for aside, kind in ((DAMAGED_DIR, "damaged"), (STALE_DIR, "stale")):
+        folder = Path(root) / aside
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            note = path / ASIDE_NOTE
+            found.append((kind, path, note.read_text().strip() if note.is_file() else ""))
+    return found

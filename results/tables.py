@@ -303,8 +303,9 @@ def to_csv(summary: pd.DataFrame, test: str = "welch", options: TableOptions | N
     names = method_names_by_label(ordered)
     ordered["_m"] = [method_sort_key(label, names[label]) for label in ordered["method"]]
     ordered = ordered.sort_values(["dataset", "protocol", "_n", "_m"]).drop(columns=["_n", "_m"])
-    cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std", "own_mean", "own_std", "own_n")
-                              if c in ordered]
+    # rule_versions: the code versions of each cell's parts (core/rules.py), last so scripts keep their columns.
+    cols = SUMMARY_COLUMNS + [c for c in ("selected_mean", "selected_std", "own_mean", "own_std", "own_n",
+                                          "rule_versions") if c in ordered]
     return ordered[cols].to_csv(index=False, float_format="%.4f")
 
 

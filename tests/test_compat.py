@@ -36,7 +36,15 @@ def test_an_old_spec_keeps_its_directory_name():
 @pytest.mark.parametrize("fmt, expected", [("markdown", "store_v0_1_0.table.md"), ("csv", "store_v0_1_0.table.csv")])
 def test_an_old_store_prints_the_same_table(capsys, fmt, expected):
     assert main(["table", "--results", str(OLD_STORE), "--format", fmt]) == 0
-    assert capsys.readouterr().out == (FIXTURES / expected).read_text()
+    out = capsys.readouterr().out
+    if fmt == "csv":
+        # The CSV has since gained a last column, each cell's rule versions (issue 27); a store of 0.1
+        # records none, so every part of it reads as version 1.  Every column before it is unchanged.
+        rows = [line.rsplit(",", 1) for line in out.splitlines()]
+        assert [versions for _, versions in rows] == ["rule_versions"] + [
+            f"method:{line.split(',')[3]}=1 model:mlp=1 dataset:digits=1" for line, _ in rows[1:]]
+        out = "".join(f"{line}\n" for line, _ in rows)
+    assert out == (FIXTURES / expected).read_text()
 
 
 def resolved_recipes() -> dict:

@@ -361,8 +361,9 @@ def test_csv_contract_is_unchanged(store):
     from noisybench.results.tables import to_csv
 
     frame = pd.read_csv(io.StringIO(to_csv(summarize(load_trials(store)))))
+    # The columns of 0.1, in their order; then each cell's rule versions (issue 27), last.
     assert list(frame.columns) == ["dataset", "protocol", "noise", "method", "n", "best_mean", "best_std",
-                                   "last_mean", "last_std"]
+                                   "last_mean", "last_std", "rule_versions"]
 
 
 # --------------------------------------------------------------------------------------

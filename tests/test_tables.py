@@ -69,11 +69,14 @@ def test_mean_and_sample_std_over_seeds(store):
 
 def test_csv_contract(store):
     frame = pd.read_csv(io.StringIO(to_csv(summarize(load_trials(store)))))
+    # rule_versions (issue 27) comes last, so that scripts reading the columns before it by position still work.
     assert list(frame.columns) == ["dataset", "protocol", "noise", "method", "n", "best_mean", "best_std",
-                                   "last_mean", "last_std"]
+                                   "last_mean", "last_std", "rule_versions"]
     assert len(frame) == 3
     row = frame[(frame.method == "standard") & (frame.noise == "sym:0.4")].iloc[0]
     assert row.best_mean == pytest.approx(92.5) and row.last_std == pytest.approx(8.1317, abs=1e-4)
+    # These hand-made records name no recipe (so no network) and no versions: version 1 of each part.
+    assert row.rule_versions == "method:standard=1 dataset:digits=1"
 
 
 def test_markdown_table_layout_and_bold_best(store):

@@ -52,6 +52,7 @@ def spec_record(setup: TrialSetup) -> dict:
     labels it drew, and the run's provenance (neither is part of the hash)."""
     return {
         **setup.trial.record(),
+        # Its labels_sha256 fingerprints the noisy labels trained on, for every kind of noise.
         "noise": setup.noisy.as_json(),
         "num_train": int(setup.data.train_idx.numel()),
         "num_val": int(setup.data.val_idx.numel()),

@@ -19,6 +19,7 @@ from noisybench.bench.trainer.protocols import Recipe, resolve_recipe
 from noisybench.core.spec import TrialSpec
 from noisybench.methods.base import TrialFacts
 from noisybench.methods.registry import resolve_hparams
+from noisybench.methods.rule_versions import rule_versions
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class ResolvedTrial:
     validation_fraction: float  # held out of the training set (the larger of protocol's and method's)
     epoch_budget: int  # the most epochs the trainer runs (Me-Momentum's rounds may use more than the protocol's)
     hparam_sources: Mapping[str, str] = field(default_factory=dict)  # each filled field -> its source
+    # The rule_version of every part it trains with ({"method:jocor": 1, "model:mlp": 1, ...}): a stored
+    # trial of other versions is stale (bench/staleness.py).
+    rule_versions: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def dirname(self) -> str:
@@ -63,6 +67,7 @@ class ResolvedTrial:
             "recipe": self.recipe.to_json(),
             "hparams": self.hparams_json(),
             **({"hparams_filled": dict(self.hparam_sources)} if self.hparam_sources else {}),
+            "rule_versions": dict(self.rule_versions),
         }
 
 
@@ -90,6 +95,7 @@ def resolve_with(spec: TrialSpec, recipe: Recipe, facts: TrialFacts) -> Resolved
         validation_fraction=max(recipe.val_fraction, resolution.validation_fraction),
         epoch_budget=resolution.epoch_budget if resolution.epoch_budget is not None else recipe.epochs,
         hparam_sources=dict(resolution.sources),
+        rule_versions=rule_versions(spec.method, recipe.model, spec.dataset),
     )
 
 

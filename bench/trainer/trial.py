@@ -20,6 +20,7 @@ from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, HANDED_OVER, HELD, INCOMPLETE
+from noisybench.core.rules import recorded_rule_versions, rule_difference
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import move_aside_contents, verify_done
 from noisybench.results.lease import LeaseLost, TrialLease
@@ -124,7 +125,12 @@ def _run_held_trial(spec: ResolvedTrial | TrialSpec, trial: TrialDir, results_ro
             if resumable and (old.get("noise") or {}).get("labels_sha256") not in (None, setup.noisy.labels_sha256):
                 raise BenchError(f"{trial.path} was started on other noisy labels than {spec.noise} gives now (a "
                                  "label file replaced?); move the trial out of the results directory to train it anew")
-            trial.start(spec_record(setup), fresh=not resumable)
+            record = spec_record(setup)
+            # Epochs of one trial under two versions of a part's code would be one run of neither.
+            if resumable and (changed := rule_difference(recorded_rule_versions(old), record["rule_versions"])):
+                raise BenchError(f"{trial.path} was started under other code ({changed}); `bench run --rerun-stale` "
+                                 "moves it aside and trains it anew")
+            trial.start(record, fresh=not resumable)
             trainer = Trainer(setup, trial, show_progress=show_progress, checkpoint_every=checkpoint_every,
                               feature_epochs=feature_epochs)
             start_epoch = trainer.resume_point() if resumable else 0

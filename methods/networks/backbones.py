@@ -27,7 +27,8 @@ class FeatureClassifier(nn.Module):
         return (logits, features) if return_features else logits
 
 
-@register_model("mlp", "two hidden layers of 256 with ReLU; for the 8x8 digits")
+@register_model("mlp", "two hidden layers of 256 with ReLU; for the 8x8 digits",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def mlp(num_classes: int, image_shape: tuple[int, int, int], hidden: int = 256) -> nn.Module:
     c, h, w = image_shape
     body = nn.Sequential(
@@ -37,7 +38,8 @@ def mlp(num_classes: int, image_shape: tuple[int, int, int], hidden: int = 256) 
     return FeatureClassifier(body, hidden, num_classes)
 
 
-@register_model("mlp1", "one hidden layer of 256 with ReLU (JoCoR's MNIST MLPNet)")
+@register_model("mlp1", "one hidden layer of 256 with ReLU (JoCoR's MNIST MLPNet)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def mlp1(num_classes: int, image_shape: tuple[int, int, int], hidden: int = 256) -> nn.Module:
     # hongxin001/JoCoR model/cnn.py MLPNet: Linear(784, 256) -> ReLU -> Linear(256, 10).
     c, h, w = image_shape
@@ -49,7 +51,8 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-@register_model("cnn", "small 6-conv CNN (64-128-196) with BatchNorm; fast on a CPU")
+@register_model("cnn", "small 6-conv CNN (64-128-196) with BatchNorm; fast on a CPU",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def cnn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     c, h, w = image_shape
     # Pool only while the map is large enough, so the same net serves 8x8 digits and 32x32 CIFAR.
@@ -147,13 +150,15 @@ class CifarResNetBody(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
 
-@register_model("resnet18", "CIFAR ResNet-18 (3x3 stem, no max-pool, ~11.2M parameters)")
+@register_model("resnet18", "CIFAR ResNet-18 (3x3 stem, no max-pool, ~11.2M parameters)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     return FeatureClassifier(CifarResNetBody(BasicBlock, image_shape[0], preact=False), 512, num_classes)
 
 
 @register_model("preact_resnet18", "CIFAR PreAct ResNet-18 with a final BN-ReLU before the pool (He et al. 2016; "
-                "~11.2M parameters); LEND's official net, without it, is lend_preact_resnet18")
+                "~11.2M parameters); LEND's official net, without it, is lend_preact_resnet18",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """Pre-activation ResNet-18 for 32x32 inputs (He et al., "Identity mappings in deep residual
     networks", 2016): a bare 3x3 stem, PreActBlocks [2, 2, 2, 2] at 64-128-256-512 with a bare
@@ -164,7 +169,8 @@ def preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.M
     return FeatureClassifier(CifarResNetBody(PreActBlock, image_shape[0], preact=True), 512, num_classes)
 
 
-@register_model("resnet34", "CIFAR ResNet-34 (3x3 stem, [3,4,6,3] basic blocks, ~21.3M parameters; GCE's network)")
+@register_model("resnet34", "CIFAR ResNet-34 (3x3 stem, [3,4,6,3] basic blocks, ~21.3M parameters; GCE's network)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """ResNet-34 for CIFAR as in AlanChou/Truncated-Loss models/resnet.py (``ResNet34``: the
     reference code of GCE, Zhang & Sabuncu 2018), which is kuangliu/pytorch-cifar's: a 3x3
@@ -229,7 +235,8 @@ class VGG(nn.Module):
         return (logits, features) if return_features else logits
 
 
-@register_model("vgg19_bn", "VGG-19 with BatchNorm, torchvision's layout (~139M parameters; Animal-10N)")
+@register_model("vgg19_bn", "VGG-19 with BatchNorm, torchvision's layout (~139M parameters; Animal-10N)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def vgg19_bn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     return VGG(image_shape[0], num_classes)
 
@@ -251,7 +258,8 @@ class TorchvisionResNet(nn.Module):
         return (logits, features) if return_features else logits
 
 
-@register_model("resnet50", "torchvision's ImageNet ResNet-50 (~23.5M parameters); --pretrained loads its weights")
+@register_model("resnet50", "torchvision's ImageNet ResNet-50 (~23.5M parameters); --pretrained loads its weights",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def resnet50(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     from torchvision.models import (
         resnet50 as torchvision_resnet50,  # torchvision loads slowly: only when used

@@ -34,7 +34,8 @@ def _leaky_relu() -> nn.Module:
 
 
 @register_model("coteaching_cnn", "Co-teaching's (and SIGUA's) 9-conv CNN, 128-256-512-256-128, LeakyReLU, "
-                "no dropout, as its code ran (~4.4M parameters); images of at least 28x28", min_side=28)
+                "no dropout, as its code ran (~4.4M parameters); images of at least 28x28", min_side=28,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def coteaching_cnn(num_classes: int, image_shape: tuple[int, int, int], dropout: float = 0.0) -> nn.Module:
     """The CNN of Co-teaching (Han et al., NeurIPS 2018; bhanML/Co-teaching model.py, class
     ``CNN``), which SIGUA's code uses unchanged (bhanML/SIGUA model.py and main.py, on MNIST
@@ -76,7 +77,8 @@ def coteaching_cnn(num_classes: int, image_shape: tuple[int, int, int], dropout:
 
 
 @register_model("coteaching_cnn_dropout", "coteaching_cnn with the paper's dropout 0.25 after both max-pools "
-                "(its Table 3; the code as run had none); images of at least 28x28", min_side=28)
+                "(its Table 3; the code as run had none); images of at least 28x28", min_side=28,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def coteaching_cnn_dropout(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """Co-teaching's CNN as its paper's Table 3 draws it: channel dropout 0.25 after each of the
     first two max-pools while training (see ``coteaching_cnn`` for why the default has none)."""
@@ -84,7 +86,8 @@ def coteaching_cnn_dropout(num_classes: int, image_shape: tuple[int, int, int]) 
 
 
 @register_model("jocor_cnn", "JoCoR's CIFAR CNN: 6 convs 64-64-128-128-196-16 with BatchNorm and ReLU, "
-                "3 max-pools, linear (~0.52M parameters)", min_side=8)
+                "3 max-pools, linear (~0.52M parameters)", min_side=8,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def jocor_cnn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """The CNN of JoCoR (Wei et al., CVPR 2020; hongxin001/JoCoR model/cnn.py, class ``CNN``),
     which its main.py uses on CIFAR-10 and CIFAR-100 (MNIST gets ``MLPNet``, here ``mlp1``).
@@ -112,7 +115,8 @@ def jocor_cnn(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
 
 
 @register_model("lenet", "LeNet-5: conv 6 and 16 (5x5), linear 120-84, ReLU, max-pools (~62K parameters "
-                "on MNIST; Me-Momentum's MNIST network)", min_side=12)
+                "on MNIST; Me-Momentum's MNIST network)", min_side=12,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def lenet(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """LeNet as in Me-Momentum (Bai & Liu, ICCV 2021; tmllab/2021_ICCV_Me-Momentum
     networks/Lenet.py, class ``Lenet``, used by its main.py on MNIST):
@@ -137,7 +141,8 @@ def lenet(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
 
 
 @register_model("memomentum_resnet18", "Me-Momentum's CIFAR-10 ResNet-18: as resnet18 but the 3x3 stem "
-                "has padding 0 (~11.2M parameters)", min_side=3)
+                "has padding 0 (~11.2M parameters)", min_side=3,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def memomentum_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """ResNet-18 as in Me-Momentum (Bai & Liu, ICCV 2021; tmllab/2021_ICCV_Me-Momentum
     networks/Resnet.py, ``ResNet18``, which its main.py uses on CIFAR-10).  The blocks and
@@ -153,7 +158,8 @@ def memomentum_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> 
 
 
 @register_model("memomentum_resnet34", "Me-Momentum's CIFAR-100 ResNet-34: as resnet34 but the 3x3 stem "
-                "has padding 0 (~21.3M parameters)", min_side=3)
+                "has padding 0 (~21.3M parameters)", min_side=3,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def memomentum_resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """ResNet-34 as in Me-Momentum (tmllab/2021_ICCV_Me-Momentum networks/Resnet.py,
     ``ResNet34``, which its main.py uses on CIFAR-100): ``resnet34``'s blocks [3, 4, 6, 3] with
@@ -165,7 +171,8 @@ def memomentum_resnet34(num_classes: int, image_shape: tuple[int, int, int]) -> 
 
 
 @register_model("lend_preact_resnet18", "LEND's official PreAct ResNet-18: as preact_resnet18 but without the "
-                "final BN-ReLU, so its features can be negative (~11.2M parameters)")
+                "final BN-ReLU, so its features can be negative (~11.2M parameters)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def lend_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """PreAct ResNet-18 as in LEND (Zhang et al., Machine Learning 2022; zhangchuang96/lend
     models/preact_resnet.py, ``PreActResNet18``, which its main.py trains on CIFAR-10/100):
@@ -199,7 +206,8 @@ class DivideMixPreActBlock(PreActBlock):
 
 
 @register_model("dividemix_preact_resnet18", "DivideMix's PreAct ResNet-18 (PreResNet.py ResNet18): a conv-BN-ReLU "
-                "stem, pre-activated identity shortcuts, no final BN (~11.2M parameters)")
+                "stem, pre-activated identity shortcuts, no final BN (~11.2M parameters)",
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def dividemix_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """PreAct ResNet-18 as in DivideMix (Li et al., ICLR 2020; LiJunnan1992/DivideMix PreResNet.py,
     ``ResNet18`` = ``ResNet(PreActBlock, [2, 2, 2, 2])``, which Train_cifar.py trains on CIFAR-10/100):
@@ -218,7 +226,8 @@ def dividemix_preact_resnet18(num_classes: int, image_shape: tuple[int, int, int
 
 
 @register_model("causalnl_resnet18", "CausalNL's Fashion-MNIST ResNet-18: torchvision's layout (7x7 stride-2 stem, "
-                "3x3 max-pool) with a stem for the images' channels (~11.2M parameters)", min_side=2)
+                "3x3 max-pool) with a stem for the images' channels (~11.2M parameters)", min_side=2,
+                rule_version=1, rule_history={1: "noisybench 0.2.0: layers and initialisation as released"})
 def causalnl_resnet18(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """CausalNL's network (Yao et al., NeurIPS 2021; mylib/models/resnet.py ``resnet18`` with
     ``input_channel=1``): torchvision's ResNet-18, its first convolution taking the images'

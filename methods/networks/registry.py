@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from noisybench.core import plugins
+from noisybench.core import plugins, rules
 from noisybench.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -21,18 +21,27 @@ ModelFactory = Callable[[int, tuple[int, int, int]], "nn.Module"]
 _MODELS: dict[str, ModelFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _MIN_SIDES: dict[str, int] = {}
+_RULES: dict[str, tuple[int, dict[int, str]]] = {}  # name -> (rule_version, rule_history), where declared
 MODEL_PLUGIN_GROUP = "noisybench.models"  # other packages' networks (core/plugins.py)
 
 
-def register_model(name: str, description: str, min_side: int = 1):
+def register_model(name: str, description: str, min_side: int = 1, rule_version: int | None = None,
+                   rule_history: dict[int, str] | None = None):
     """``min_side``: the smallest image height and width the network can take (its pools and
-    unpadded convolutions would shrink a smaller map to nothing)."""
+    unpadded convolutions would shrink a smaller map to nothing).  ``rule_version`` and
+    ``rule_history``: the version of what the network computes, and one line per version
+    (core/rules.py); every built-in declares them, a plugin's network without them reads as 1."""
+    if rule_version is not None or rule_history is not None:
+        rules.check_declaration("model", name, rule_version, rule_history)
+
     def decorate(factory: ModelFactory) -> ModelFactory:
         taken_by = _MODELS[name].__module__ if name in _MODELS else None
         plugins.claim(MODEL_PLUGIN_GROUP, name, factory.__module__, taken_by)  # a clash raises, naming both
         _MODELS[name] = factory
         _DESCRIPTIONS[name] = description
         _MIN_SIDES[name] = min_side
+        if rule_version is not None:
+            _RULES[name] = (rule_version, dict(rule_history))
         return factory
 
     return decorate
@@ -41,7 +50,7 @@ def register_model(name: str, description: str, min_side: int = 1):
 def _discover() -> None:
     """Import the installed plugins' networks once (every question to the registry asks this first)."""
     plugins.load(MODEL_PLUGIN_GROUP, forget=lambda name: [table.pop(name, None)
-                                                          for table in (_MODELS, _DESCRIPTIONS, _MIN_SIDES)])
+                                                          for table in (_MODELS, _DESCRIPTIONS, _MIN_SIDES, _RULES)])
 
 
 def model_names() -> list[str]:
@@ -59,6 +68,12 @@ def check_model_name(name: str) -> None:
     if name not in _MODELS:
         raise BenchError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}"
                          + plugins.missing_hint(MODEL_PLUGIN_GROUP, name))
+
+
+def model_rule_declaration(name: str) -> tuple[int, dict[int, str]] | None:
+    """(rule_version, rule_history) as the network's registration declares them; None if it does not."""
+    check_model_name(name)
+    return _RULES.get(name)
 
 
 def min_image_side(name: str) -> int:
