@@ -117,7 +117,7 @@ def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypat
     monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
     bad, good = spec(0, noise="sym:1.4"), spec(1, epochs=1)
     batch = TrialBatch(str(tmp_path), "sub1", run_trial, {"device": "cpu"})
-    assert batch([bad.to_json(), good.to_json()]) == [
+    assert batch([bad, good]) == [
         {"trial": bad.dirname, "state": FAILED}, {"trial": good.dirname, "state": DONE}]
     store = TrialStore(tmp_path)
     assert store.state(bad) == FAILED and store.state(good) == DONE
@@ -149,7 +149,7 @@ def test_a_batch_task_waits_for_a_trial_it_handed_over_and_does_not_claim_it(tmp
     monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
     first, second = spec(0, epochs=1), spec(1, epochs=1)
     batch = TrialBatch(str(tmp_path), "sub1", handed_over_once(set()), {"device": "cpu"})
-    assert batch([first.to_json(), second.to_json()]) == [
+    assert batch([first, second]) == [
         {"trial": first.dirname, "state": HANDED_OVER}, {"trial": second.dirname, "state": DONE}]
     out = capsys.readouterr().out
     assert "[1/2] standard     sym:0.4    seed 0: handed over to pid 4242 on node-b, which finished it" in out, out
