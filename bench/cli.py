@@ -157,7 +157,7 @@ def cmd_run(args) -> int:
 
     started = time.perf_counter()
     apply_sweep_file(args, args.run_parser, args.argv)
-    options = slurm_commands.launch_options(args)
+    options = slurm_commands.launcher_options(args)
     args.results = str(check_results_path(args.results))  # ~ expanded: the path the trials go to
     if args.checkpoint_every < 1:
         raise BenchError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1 (epochs between "

@@ -36,7 +36,7 @@ from noisybench.results.store import TrialStore
 from noisybench.results.summary import format_progress
 from noisybench.results.trial_function import TrialFunction
 from noisybench.slurm.launcher import launch_trials
-from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.options import LauncherOptions
 from noisybench.slurm.submission import job_folders
 
 Counts = dict[str, int]
@@ -87,7 +87,7 @@ class Launch:
     """How a sweep is run: the launcher options, the trial function's keyword arguments
     (device, data_root, checkpoint_every, feature_epochs) and, for `packed`, K."""
 
-    options: LaunchOptions = field(default_factory=LaunchOptions)
+    options: LauncherOptions = field(default_factory=LauncherOptions)
     trial_kwargs: dict = field(default_factory=dict)
     trials_per_gpu: int = 1
     echo: Callable[[str], None] = print

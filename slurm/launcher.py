@@ -10,7 +10,7 @@ it reads the trial directories.
 is requeued by submitit (TrialBatch is Checkpointable) and picks up where the store says: done
 trials are skipped, an incomplete one resumes from its last epoch checkpoint.
 
-The files: options.py (LaunchOptions), job.py (what runs in a job), submission.py (submitting
+The files: options.py (LauncherOptions), job.py (what runs in a job), submission.py (submitting
 and its records), queue.py (squeue/sacct and local processes), status.py (each trial's state),
 follow.py (the progress display), and this one, the entry bench's launcher table calls.
 
@@ -33,12 +33,12 @@ from noisybench.core.layout import DONE
 from noisybench.core.spec import TrialSpec
 from noisybench.slurm.follow import follow
 from noisybench.results.trial_function import TrialFunction
-from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.options import LauncherOptions
 from noisybench.slurm.status import PENDING, RUNNING, collect_status
 from noisybench.slurm.submission import describe_submission, submit
 
 
-def launch_trials(specs: list[TrialSpec], results_root, options: LaunchOptions, trial_fn: TrialFunction,
+def launch_trials(specs: list[TrialSpec], results_root, options: LauncherOptions, trial_fn: TrialFunction,
                   trial_kwargs: dict, echo: Callable[[str], None] = print,
                   poll_s: float | None = None) -> dict[str, int] | None:
     """Submit the trials of ``specs`` that are not done (nor queued already) and, with

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The `--launcher` choices.
 LAUNCHERS = ("inline", "local", "slurm")
 
 DEFAULT_SLURM_TIME_MIN = 60
@@ -13,8 +14,9 @@ DEFAULT_LOCAL_WORKERS_ON_CPU = 2
 
 
 @dataclass(frozen=True)
-class LaunchOptions:
-    """Validated `bench run` launcher options (slurm/commands.py builds them from argv)."""
+class LauncherOptions:
+    """Validated `bench run` launcher options: which launcher, and its options (slurm/commands.py
+    builds them from argv)."""
 
     launcher: str = "inline"
     wait: bool = True

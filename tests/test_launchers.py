@@ -21,7 +21,7 @@ from noisybench.core.spec import TrialSpec
 from noisybench.results.store import TrialStore, write_checked
 from noisybench.slurm.commands import parse_mem
 from noisybench.slurm.job import TrialBatch, task_progress_file
-from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.options import LauncherOptions
 from noisybench.slurm.queue import local_job_alive
 from noisybench.slurm.status import NOT_STARTED, PENDING, RUNNING, collect_status
 from noisybench.slurm.submission import chunk_trials, load_submissions
@@ -373,7 +373,7 @@ def test_mem_sizes_in_sbatch_form(text, expected):
 def test_sbatch_script_carries_the_options():
     from submitit.slurm.slurm import _make_sbatch_string
 
-    options = LaunchOptions(launcher="slurm", partition="gpu", time_min=30, gpus_per_task=1, cpus_per_task=4,
+    options = LauncherOptions(launcher="slurm", partition="gpu", time_min=30, gpus_per_task=1, cpus_per_task=4,
                             mem="16G", array_parallelism=2, sbatch_options=(("qos", "high"),),
                             setup_lines=("module load cuda",))
     script = _make_sbatch_string(command="python -m x", folder="/tmp/%j", map_count=5, **options.slurm_parameters())
@@ -385,7 +385,7 @@ def test_sbatch_script_carries_the_options():
 
 def test_trials_are_grouped_per_array_task_or_spread_over_workers():
     specs = [spec(seed) for seed in range(7)]
-    slurm = chunk_trials(specs, LaunchOptions(launcher="slurm", trials_per_job=3), workers=0)
+    slurm = chunk_trials(specs, LauncherOptions(launcher="slurm", trials_per_job=3), workers=0)
     assert [[s.seed for s in chunk] for chunk in slurm] == [[0, 1, 2], [3, 4, 5], [6]]
-    local = chunk_trials(specs, LaunchOptions(launcher="local"), workers=2)
+    local = chunk_trials(specs, LauncherOptions(launcher="local"), workers=2)
     assert [[s.seed for s in chunk] for chunk in local] == [[0, 2, 4, 6], [1, 3, 5]]
