@@ -1,4 +1,4 @@
-"""The command line of the submitit launchers: `bench run --launcher ...` options and `bench status`.
+"""The launchers' command line: `bench run --launcher ...` and its options, and `bench status`.
 
 bench/cli.py calls :func:`add_launcher_arguments` for `bench run` and :func:`launcher_options`
 before anything else in cmd_run (so a bad option writes nothing), and registers `bench status`
@@ -121,6 +121,12 @@ def parse_sbatch_options(items: list[str] | None) -> tuple[tuple[tuple[str, str]
 def launcher_options(args):
     """Check the launcher options of `bench run` (before anything is written) -> LauncherOptions."""
     launcher = args.launcher
+    trials_per_gpu = getattr(args, "trials_per_gpu", 1)
+    if trials_per_gpu < 1:
+        raise BenchError(f"--trials-per-gpu {trials_per_gpu}: must be at least 1")
+    if trials_per_gpu > 1 and launcher != "inline":
+        raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
+                         f"drop it for --launcher {launcher}")
     given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY, *SUBMITIT_ONLY) if getattr(args, name, None) is not None}
     for name in sorted(given):
         flag = {**SLURM_ONLY, **LOCAL_ONLY, **SUBMITIT_ONLY}[name]
@@ -134,7 +140,7 @@ def launcher_options(args):
                              "and --trials-per-job")
 
     if launcher == "inline":
-        return LauncherOptions()
+        return LauncherOptions(trials_per_gpu=trials_per_gpu)
     _at_least(args.workers, 1, "--workers", "4")
     _at_least(args.time, 1, "--time", "120")
     _at_least(args.max_requeues, 0, "--max-requeues", "3")

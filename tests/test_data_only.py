@@ -93,7 +93,7 @@ def test_a_forged_checkpoint_runs_nothing_and_the_trial_ends_as_an_uninterrupted
     for name in forged:
         assert f"{spec.label()}: {name} is not a data-only checkpoint (it names " in out, out
     assert ("resumed from the last good state, previous-checkpoint.pt (epoch 2)" in out) == (resumed_from == 2), out
-    assert summary["resumed_from"] == resumed_from
+    assert summary.resumed_from == resumed_from
     assert epoch_metrics(tmp_path / "cut", spec) == whole  # line for line, timings aside
 
 
