@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI: a method from another package, found by its entry point (methods/PLUGINS.md).
 # Installs the worked example examples/noisybench-bootstrap into the project venv, then checks
-# that `bench list` shows it as a plugin, that it trains beside a built-in under the inline,
-# packed and local launchers with the same numbers under each, that `bench table` has its row,
+# that `bench list` shows it as a plugin, that it trains beside a built-in under the inline
+# launcher (one trial at a time, and packed: --trials-per-gpu 2) and the local one with the same
+# numbers under each, that `bench table` has its row,
 # that its trials are hashed with its version, and the example's own tests.  Then a second,
 # broken plugin (its import raises ImportError), made in a temporary directory: `bench list`
 # and runs of built-ins still work with one warning line naming it, and asking for its method
@@ -63,36 +64,36 @@ else
   show "$tmp/hp.out"; fail "bench list --hp bootstrap"
 fi
 
-# --- 2. a sweep with a built-in, under three launchers -----------------------------------------
+# --- 2. a sweep with a built-in, three ways: inline, inline packed, local -------------------------
 sweep=(--methods standard,bootstrap --noise sym:0.4 --seeds 2 --epochs 3)
-launchers=(inline packed local)
+runs=(inline packed local)
 # .ci/slurm_tests.sh runs this script while its one-node cluster is up, with PLUGIN_EXAMPLE_SLURM=1:
 # then the sweep also goes through submitit's workers, which find the plugin by its entry point.
-[[ ${PLUGIN_EXAMPLE_SLURM:-0} == 1 ]] && launchers+=(slurm)
-for launcher in "${launchers[@]}"; do
-  case $launcher in
+[[ ${PLUGIN_EXAMPLE_SLURM:-0} == 1 ]] && runs+=(slurm)
+for run in "${runs[@]}"; do
+  case $run in
     inline) flags=() ;;
     packed) flags=(--trials-per-gpu 2) ;;
     local) flags=(--launcher local --workers 2) ;;
     slurm) flags=(--launcher slurm --time 10 ${NOISYBENCH_SLURM_PARTITION:+--partition "$NOISYBENCH_SLURM_PARTITION"}) ;;
   esac
-  if bench run "${sweep[@]}" "${flags[@]}" --results "$tmp/$launcher" >"$tmp/$launcher.out" 2>&1; then
+  if bench run "${sweep[@]}" "${flags[@]}" --results "$tmp/$run" >"$tmp/$run.out" 2>&1; then
     pass "bench run ${sweep[*]} ${flags[*]}"
   else
-    show "$tmp/$launcher.out"; fail "bench run ${sweep[*]} ${flags[*]}"
+    show "$tmp/$run.out"; fail "bench run ${sweep[*]} ${flags[*]}"
   fi
-  bench table --results "$tmp/$launcher" >"$tmp/$launcher.table" 2>"$tmp/$launcher.table.err" || true
+  bench table --results "$tmp/$run" >"$tmp/$run.table" 2>"$tmp/$run.table.err" || true
 done
 if grep -Eq '^\| bootstrap +\|' "$tmp/inline.table" && grep -Eq '^\| standard +\|' "$tmp/inline.table"; then
   pass "bench table has a bootstrap row beside standard"
 else
   show "$tmp/inline.table" "$tmp/inline.table.err"; fail "bench table has no bootstrap row"
 fi
-for launcher in "${launchers[@]:1}"; do
-  if diff -u "$tmp/inline.table" "$tmp/$launcher.table" >"$tmp/$launcher.diff"; then
-    pass "the $launcher launcher's table is the inline one, digit for digit"
+for run in "${runs[@]:1}"; do
+  if diff -u "$tmp/inline.table" "$tmp/$run.table" >"$tmp/$run.diff"; then
+    pass "the $run run's table is the inline one, digit for digit"
   else
-    show "$tmp/$launcher.diff"; fail "the $launcher launcher's table differs from the inline one"
+    show "$tmp/$run.diff"; fail "the $run run's table differs from the inline one"
   fi
 done
 if grep -lq "\"plugin\": \"noisybench-bootstrap==$version\"" "$tmp"/inline/digits_bootstrap_*/spec.json 2>/dev/null \

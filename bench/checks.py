@@ -1,7 +1,7 @@
-"""What every launcher checks before it runs a sweep's trials, so that nothing is skipped,
-resumed or counted that should not be: the recipe and label file each stored trial was trained
-with, finished trials that fail the store's integrity checks (moved aside and redone), and trials
-another process holds (named; the launchers wait for them).
+"""What a sweep checks before any launcher runs its trials (bench/launch.py run_sweep), so that
+nothing is skipped, resumed or counted that should not be: the recipe and label file each stored
+trial was trained with, finished trials that fail the store's integrity checks (moved aside and
+redone), and trials another process holds (named; the sweep waits for them).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.results.integrity import damage, move_aside_if_damaged, verify_done
 from noisybench.results.lease import live_holder
 from noisybench.results.store import DamagedTrial, TrialStore
-from noisybench.results.trial_function import TrialFunction, run_once_free
 
 
 def recipe_changes(stored: dict, current: dict) -> list[str]:
@@ -114,12 +113,13 @@ def set_aside_damaged(specs: list[ResolvedTrial], results_root, echo: Callable[[
 def pending_trials(specs: list[ResolvedTrial], results_root, echo: Callable[[str], None],
                    feature_epochs: tuple[int, ...] = (), rerun_stale: bool = False,
                    data_root=None) -> tuple[list[ResolvedTrial], int]:
-    """The trials not yet done, and how many were skipped (said once, for every launcher).
+    """The trials not yet done, and how many were skipped (said once, whichever launcher runs them).
 
     A finished trial is skipped only when it passes results/integrity.py's checks; a damaged one
     is named, moved aside to <results>/.damaged/ and trained again.  A stale one (bench/staleness.py)
     stops the sweep, or with ``rerun_stale`` is moved aside to <results>/.stale/ and trained again.
-    Trials another process holds are named too: the launchers wait for them."""
+    Trials another process holds are named too: the sweep waits for them (a local or slurm launcher
+    follows them)."""
     store = TrialStore(results_root)
     check_stored_recipes(specs, store)
     check_label_files(specs, store)
@@ -139,13 +139,6 @@ def pending_trials(specs: list[ResolvedTrial], results_root, echo: Callable[[str
         echo(f"{len(held)} trials are being trained by another process: {names}{more}; the others run first, "
              f"then these are waited for (bench status --results {results_root} shows them)")
     return todo, skipped
-
-
-def finish_held(held: list[ResolvedTrial], results_root, trial_fn: TrialFunction, trial_kwargs: dict):
-    """Wait for each trial another process holds; train it here if that process left it unfinished.
-    Yields (spec, summary) as each one ends."""
-    for spec in held:
-        yield spec, run_once_free(trial_fn, spec, results_root, trial_kwargs)
 
 
 def describe_trials(specs: list[ResolvedTrial], results_root, rerun_stale: bool = False, data_root=None) -> str:

@@ -151,21 +151,16 @@ def table_options(args, results: str):
 
 
 def cmd_run(args) -> int:
-    from noisybench.bench.launch import Launch, run_sweep
+    from noisybench.bench.launch import run_sweep
     from noisybench.bench.sweep import build_trials, parse_feature_epochs
 
     started = time.perf_counter()
     apply_sweep_file(args, args.run_parser, args.argv)
-    options = slurm_commands.launch_options(args)
+    options = slurm_commands.launcher_options(args)
     args.results = str(check_results_path(args.results))  # ~ expanded: the path the trials go to
     if args.checkpoint_every < 1:
         raise BenchError(f"--checkpoint-every {args.checkpoint_every}: must be at least 1 (epochs between "
                          f"checkpoints), e.g. --checkpoint-every 1")
-    if args.trials_per_gpu < 1:
-        raise BenchError(f"--trials-per-gpu {args.trials_per_gpu}: must be at least 1")
-    if args.trials_per_gpu > 1 and options.launcher != "inline":
-        raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
-                         f"drop it for --launcher {options.launcher}")
     trials = build_trials(sweep_request(args))  # resolved once: everything after reads these
     feature_epochs = parse_feature_epochs(args.save_features, trials)
     if args.dry_run:
@@ -173,12 +168,10 @@ def cmd_run(args) -> int:
 
         print(describe_trials(trials, args.results, rerun_stale=args.rerun_stale, data_root=args.data_root))
         return 0
-    # The same trial-function arguments for every launcher: every launcher runs the same function.
-    launch = Launch(options=options, trials_per_gpu=args.trials_per_gpu, rerun_stale=args.rerun_stale,
-                    trial_kwargs=dict(device=args.device, data_root=args.data_root,
-                                      checkpoint_every=args.checkpoint_every, feature_epochs=feature_epochs,
-                                      **arithmetic_options(args)))
-    counts = run_sweep(trials, args.results, launch)
+    # The same trial-function arguments whichever launcher runs the trials: they all run the same function.
+    trial_kwargs = dict(device=args.device, data_root=args.data_root, checkpoint_every=args.checkpoint_every,
+                        feature_epochs=feature_epochs, **arithmetic_options(args))
+    counts = run_sweep(trials, args.results, options, trial_kwargs, rerun_stale=args.rerun_stale)
     if counts is None:  # --no-wait: the jobs go on; bench status / bench table follow them
         return 0
     print()

@@ -1,5 +1,5 @@
-"""Several trials on one GPU at once: `bench run --trials-per-gpu K` (and, through
-bench/speed/packing.py, `bench speed --pack`).
+"""Several trials on one GPU at once: the inline launcher's `bench run --trials-per-gpu K`
+(bench/inline.py; and, through bench/speed/packing.py, `bench speed --pack`).
 
 A CIFAR ResNet-18 trial at batch 256 cannot fill a large GPU by itself: its kernels are small, and
 between them the GPU waits for Python to launch the next one.  K trials in K processes fill those
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
 from noisybench.core.spec import TrialSpec
+from noisybench.results.outcome import TrialOutcome
+from noisybench.results.trial_function import TrialFunction
 
 _worker_device: str | None = None  # set in each pool process by _init_trial_worker
 
@@ -46,29 +48,27 @@ def _init_trial_worker(counter, devices: list[str], threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_trial_in_worker(job: tuple) -> tuple[TrialSpec, dict]:
-    trial_fn, spec, results_root, data_root, checkpoint_every, feature_epochs, settings = job
-    summary = trial_fn(spec, results_root, device=_worker_device, data_root=data_root,
-                       checkpoint_every=checkpoint_every, feature_epochs=feature_epochs, **settings)
-    return spec, summary
+def _run_trial_in_worker(job: tuple) -> tuple[TrialSpec, TrialOutcome]:
+    trial_fn, trial, results_root, trial_kwargs = job
+    return trial, trial_fn(trial, results_root, device=_worker_device, **trial_kwargs)
 
 
-def run_trials_packed(specs: list[TrialSpec], results_root, trial_fn: Callable[..., dict], *, trials_per_gpu: int,
-                      device: torch.device, data_root=None, checkpoint_every: int = 1,
-                      feature_epochs: tuple[int, ...] = (), **settings) -> Iterator[tuple[TrialSpec, dict]]:
-    """Run ``trial_fn`` on ``specs`` with ``trials_per_gpu`` processes per device; yield (spec, summary)
-    as each ends.  ``trial_fn`` reaches the processes pickled by reference (a module-level function).
+def run_trials_packed(trials: list[TrialSpec], results_root, trial_fn: TrialFunction, trial_kwargs: dict, *,
+                      trials_per_gpu: int, device: torch.device) -> Iterator[tuple[TrialSpec, TrialOutcome]]:
+    """Run ``trial_fn`` on ``trials`` with ``trials_per_gpu`` processes per device; yield (trial, outcome)
+    as each ends.  ``trial_fn`` reaches the processes pickled by reference (a module-level function);
+    ``trial_kwargs`` are its keyword arguments but the device, which each process has its own of.
 
     A process takes the next waiting trial when its last one ends, so short and long trials mix.
     """
     devices = process_devices(device)
-    processes = min(trials_per_gpu * len(devices), len(specs))
+    processes = min(trials_per_gpu * len(devices), len(trials))
     if processes == 0:
         return
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
-    jobs = [(trial_fn, spec, str(results_root), data_root, checkpoint_every, tuple(feature_epochs), settings)
-            for spec in specs]
+    kwargs = {k: v for k, v in trial_kwargs.items() if k != "device"}
+    jobs = [(trial_fn, trial, str(results_root), kwargs) for trial in trials]
     with context.Pool(processes, initializer=_init_trial_worker,
                       initargs=(counter, devices, cpu_threads_per_process(processes))) as pool:
         yield from pool.imap_unordered(_run_trial_in_worker, jobs, chunksize=1)

@@ -1,6 +1,6 @@
-"""The command line of the submitit launchers: `bench run --launcher ...` options and `bench status`.
+"""The launchers' command line: `bench run --launcher ...` and its options, and `bench status`.
 
-bench/cli.py calls :func:`add_launcher_arguments` for `bench run` and :func:`launch_options`
+bench/cli.py calls :func:`add_launcher_arguments` for `bench run` and :func:`launcher_options`
 before anything else in cmd_run (so a bad option writes nothing), and registers `bench status`
 through COMMAND_MODULES.  The machinery lives in slurm/launcher.py, imported only when used:
 it imports submitit, which `bench list` or `bench table` do not need.
@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from noisybench.core.errors import BenchError
+from noisybench.slurm.options import DEFAULT_MAX_REQUEUES, LAUNCHERS, LauncherOptions
 
 # Options that mean something to one launcher only: given to another they would be ignored
 # silently, so they are refused (value None in argparse = not given).
@@ -37,7 +38,7 @@ MEM_PATTERN = re.compile(r"(\d+(?:\.\d+)?)([KMGT])?B?", re.IGNORECASE)
 def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("launchers", "inline (default) runs the trials here, one after another; local and "
                              "slurm run them through submitit and follow them (bench status shows where they are)")
-    g.add_argument("--launcher", choices=["inline", "local", "slurm"], default="inline",
+    g.add_argument("--launcher", choices=LAUNCHERS, default="inline",
                    help="inline: in this process; local: --workers parallel processes; slurm: one job array")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local: N parallel processes (default: one per GPU, else 2); each keeps torch's CPU "
@@ -117,9 +118,15 @@ def parse_sbatch_options(items: list[str] | None) -> tuple[tuple[tuple[str, str]
     return tuple(options.items()), tuple(setup)
 
 
-def launch_options(args):
-    """Check the launcher options of `bench run` (before anything is written) -> LaunchOptions."""
+def launcher_options(args):
+    """Check the launcher options of `bench run` (before anything is written) -> LauncherOptions."""
     launcher = args.launcher
+    trials_per_gpu = getattr(args, "trials_per_gpu", 1)
+    if trials_per_gpu < 1:
+        raise BenchError(f"--trials-per-gpu {trials_per_gpu}: must be at least 1")
+    if trials_per_gpu > 1 and launcher != "inline":
+        raise BenchError(f"--trials-per-gpu packs trials onto this machine's GPUs and works with --launcher inline; "
+                         f"drop it for --launcher {launcher}")
     given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY, *SUBMITIT_ONLY) if getattr(args, name, None) is not None}
     for name in sorted(given):
         flag = {**SLURM_ONLY, **LOCAL_ONLY, **SUBMITIT_ONLY}[name]
@@ -132,10 +139,8 @@ def launch_options(args):
             raise BenchError(f"{flag} applies to --launcher local only; with slurm use --array-parallelism "
                              "and --trials-per-job")
 
-    from noisybench.slurm.options import DEFAULT_MAX_REQUEUES, LaunchOptions
-
     if launcher == "inline":
-        return LaunchOptions()
+        return LauncherOptions(trials_per_gpu=trials_per_gpu)
     _at_least(args.workers, 1, "--workers", "4")
     _at_least(args.time, 1, "--time", "120")
     _at_least(args.max_requeues, 0, "--max-requeues", "3")
@@ -149,7 +154,7 @@ def launch_options(args):
         raise BenchError(f"--slurm-folder {args.slurm_folder}: exists and is not a directory; give a directory")
     if launcher == "slurm":
         check_slurm_reachable(args.partition)
-    return LaunchOptions(
+    return LauncherOptions(
         launcher=launcher, wait=True if args.wait is None else args.wait, workers=args.workers,
         time_min=args.time, max_requeues=DEFAULT_MAX_REQUEUES if args.max_requeues is None else args.max_requeues,
         folder=args.slurm_folder, partition=args.partition, gpus_per_task=args.gpus_per_task,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import submitit
 
-from noisybench.core.layout import DONE, FAILED, HANDED_OVER, HELD, SUBMISSION_DIR
+from noisybench.core.layout import FAILED, SUBMISSION_DIR
 from noisybench.results.store import atomic_write_json
-from noisybench.results.summary import format_progress
-from noisybench.results.trial_function import TrialFunction, run_once_free
+from noisybench.results.trial_function import TrialFunction, run_when_free
+
 
 def _requested_threads() -> int | None:
     """--cpus-per-task N (SLURM_CPUS_PER_TASK), where no OMP_NUM_THREADS says otherwise.
@@ -34,7 +34,9 @@ def _requested_threads() -> int | None:
 class TrialBatch(submitit.helpers.Checkpointable):
     """Runs a list of trials one after another in one job (one array task).
 
-    A trial that raises is recorded as failed by the trial function and the batch goes on with the next.
+    A trial that raises is recorded as failed by the trial function and the batch goes on with the next;
+    one another process holds is waited for (results/trial_function.py run_when_free, as the sweep
+    waits for such trials), so the task's record says how each of its trials ended.
     On a timeout or preemption submitit calls :meth:`checkpoint` and requeues the same batch;
     the requeued task skips the trials already done and resumes the interrupted one from its
     last epoch checkpoint, so nothing beyond the store has to be saved.
@@ -46,9 +48,10 @@ class TrialBatch(submitit.helpers.Checkpointable):
         self.trial_fn = trial_fn
         self.trial_kwargs = dict(trial_kwargs)
 
-    def __call__(self, specs: list) -> list[dict]:
-        """``specs``: the resolved trials of this task (pickled by submitit, as the trial function is),
-        trained as the sweep resolved them -- the job resolves nothing again."""
+    def __call__(self, trials: list) -> list[dict]:
+        """``trials``: the resolved trials of this task (pickled by submitit, as the trial function is),
+        trained as the sweep resolved them -- the job resolves nothing again.  Returns each trial's
+        final state (submitit keeps it; the submitting process reads the store instead)."""
         import torch
 
         threads = _requested_threads()
@@ -58,28 +61,23 @@ class TrialBatch(submitit.helpers.Checkpointable):
         job_id = submitit.JobEnvironment().job_id
         progress = TaskProgress(Path(self.results_root), self.submission, job_id)
         outcomes = []
-        for i, spec in enumerate(specs, 1):
-            progress.start(spec.dirname)
-            print(f"noisybench: trial {spec.label()} -> {Path(self.results_root) / spec.dirname}", flush=True)
-            summary = self.trial_fn(spec, self.results_root, **self.trial_kwargs)
-            handed_to = summary["holder"] if summary.get("state") == HANDED_OVER else None
-            if summary.get("state") in (HELD, HANDED_OVER):
+        for i, trial in enumerate(trials, 1):
+            progress.start(trial.dirname)
+            print(f"noisybench: trial {trial.label()} -> {Path(self.results_root) / trial.dirname}", flush=True)
+            outcome = self.trial_fn(trial, self.results_root, **self.trial_kwargs)
+            if outcome.elsewhere:
                 # Another process trains it (a rerun's worker, one whose controller was killed, or
                 # the one that took it over while this task was suspended: a requeued task's
                 # predecessor that is still alive is the same race).
-                print(f"noisybench: trial {spec.label()} is being trained by {summary['holder']}; waiting",
-                      flush=True)
-                summary = run_once_free(self.trial_fn, spec, self.results_root, self.trial_kwargs)
-                if handed_to is not None and summary.get("skipped"):
-                    summary = {"state": HANDED_OVER, "holder": handed_to}  # not this task's to claim
-            state = summary.get("state") if summary.get("state") in (FAILED, HANDED_OVER) else DONE
-            progress.finish(spec.dirname, state)
-            if state == FAILED:
-                print(f"noisybench: trial {spec.label()} failed: {summary['error']} "
-                      f"(traceback in {Path(self.results_root) / spec.dirname / 'failed.json'})",
+                print(f"noisybench: trial {trial.label()} is being trained by {outcome.holder}; waiting", flush=True)
+                outcome = run_when_free(self.trial_fn, trial, self.results_root, self.trial_kwargs, outcome)
+            progress.finish(trial.dirname, outcome.state)
+            if outcome.state == FAILED:
+                print(f"noisybench: trial {trial.label()} failed: {outcome.error} "
+                      f"(traceback in {Path(self.results_root) / trial.dirname / 'failed.json'})",
                       file=sys.stderr, flush=True)
-            print(format_progress(i, len(specs), spec, summary), flush=True)
-            outcomes.append({"trial": spec.dirname, "state": state})
+            print(outcome.progress_line(i, len(trials), trial), flush=True)
+            outcomes.append({"trial": trial.dirname, "state": outcome.state})
         progress.start(None)
         return outcomes
 

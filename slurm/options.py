@@ -1,8 +1,10 @@
-"""The validated launcher options of `bench run` (slurm/commands.py builds them from argv)."""
+"""The launchers' names and the validated launcher options of `bench run` (slurm/commands.py
+builds them from argv)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The `--launcher` choices: inline (bench/inline.py), local and slurm (slurm/launcher.py).
 LAUNCHERS = ("inline", "local", "slurm")
 
 DEFAULT_SLURM_TIME_MIN = 60
@@ -13,11 +15,13 @@ DEFAULT_LOCAL_WORKERS_ON_CPU = 2
 
 
 @dataclass(frozen=True)
-class LaunchOptions:
-    """Validated `bench run` launcher options (slurm/commands.py builds them from argv)."""
+class LauncherOptions:
+    """Validated `bench run` launcher options: which launcher, and its options."""
 
-    launcher: str = "inline"
+    launcher: str = "inline"  # one of LAUNCHERS
+    trials_per_gpu: int = 1  # inline: K trials at once on each GPU (`--trials-per-gpu`)
     wait: bool = True
+    # local and slurm (submitit) only, from here on
     workers: int | None = None  # local; None: one per GPU, else DEFAULT_LOCAL_WORKERS_ON_CPU
     time_min: int | None = None
     max_requeues: int = DEFAULT_MAX_REQUEUES

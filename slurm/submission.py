@@ -20,11 +20,11 @@ from noisybench.slurm.job import TrialBatch
 from noisybench.slurm.options import (
     DEFAULT_LOCAL_WORKERS_ON_CPU,
     LOCAL_NO_LIMIT_MIN,
-    LaunchOptions,
+    LauncherOptions,
 )
 
 
-def chunk_trials(specs: list[TrialSpec], options: LaunchOptions, workers: int) -> list[list[TrialSpec]]:
+def chunk_trials(specs: list[TrialSpec], options: LauncherOptions, workers: int) -> list[list[TrialSpec]]:
     """slurm: consecutive groups of --trials-per-job (same method and noise, other seeds: similar
     lengths); local: one round-robin share per worker process."""
     if options.launcher == "slurm":
@@ -44,7 +44,7 @@ def local_gpu_ids(device: str | None) -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
-def job_folders(results_root, options: LaunchOptions) -> Path:
+def job_folders(results_root, options: LauncherOptions) -> Path:
     """Create (0700) or check <results>/.submitit and the job folder (--slurm-folder, when another):
     the pickled jobs there are what the workers run, so a folder that another user can write is
     refused in one line.  Returns the job folder."""
@@ -57,7 +57,7 @@ def job_folders(results_root, options: LaunchOptions) -> Path:
     return [private_folder(folder, what) for folder, what in folders][-1]
 
 
-def submit(specs: list[TrialSpec], results_root: Path, options: LaunchOptions, trial_fn: TrialFunction,
+def submit(specs: list[TrialSpec], results_root: Path, options: LauncherOptions, trial_fn: TrialFunction,
            trial_kwargs: dict) -> dict:
     """Submit the trials, write the submission record and return it."""
     root = Path(results_root).resolve()

@@ -30,7 +30,7 @@ from noisybench.datasets.dataonly import NotDataOnly, load_pickle_data_only, tor
 from noisybench.noise.human import read_label_file
 from noisybench.results.checkpoints import NotDataState, check_data_only
 from noisybench.results.store import TrialStore, read_checked, write_checked
-from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.options import LauncherOptions
 from noisybench.slurm.submission import job_folders
 
 EPOCHS = 5
@@ -93,7 +93,7 @@ def test_a_forged_checkpoint_runs_nothing_and_the_trial_ends_as_an_uninterrupted
     for name in forged:
         assert f"{spec.label()}: {name} is not a data-only checkpoint (it names " in out, out
     assert ("resumed from the last good state, previous-checkpoint.pt (epoch 2)" in out) == (resumed_from == 2), out
-    assert summary["resumed_from"] == resumed_from
+    assert summary.resumed_from == resumed_from
     assert epoch_metrics(tmp_path / "cut", spec) == whole  # line for line, timings aside
 
 
@@ -283,8 +283,8 @@ def test_a_non_numeric_array_in_a_label_file_is_refused(tmp_path):
 def test_job_folders_are_created_for_their_owner_alone_whatever_the_umask(tmp_path):
     old = os.umask(0)
     try:
-        folder = job_folders(tmp_path / "results", LaunchOptions(launcher="local"))
-        own = job_folders(tmp_path / "results", LaunchOptions(launcher="slurm", folder=str(tmp_path / "jobs")))
+        folder = job_folders(tmp_path / "results", LauncherOptions(launcher="local"))
+        own = job_folders(tmp_path / "results", LauncherOptions(launcher="slurm", folder=str(tmp_path / "jobs")))
     finally:
         os.umask(old)
     assert folder == (tmp_path / "results" / ".submitit").resolve()

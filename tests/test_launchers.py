@@ -21,7 +21,7 @@ from noisybench.core.spec import TrialSpec
 from noisybench.results.store import TrialStore, write_checked
 from noisybench.slurm.commands import parse_mem
 from noisybench.slurm.job import TrialBatch, task_progress_file
-from noisybench.slurm.options import LaunchOptions
+from noisybench.slurm.options import LauncherOptions
 from noisybench.slurm.queue import local_job_alive
 from noisybench.slurm.status import NOT_STARTED, PENDING, RUNNING, collect_status
 from noisybench.slurm.submission import chunk_trials, load_submissions
@@ -129,13 +129,13 @@ def test_a_failing_trial_does_not_stop_the_rest_of_its_batch(tmp_path, monkeypat
 def handed_over_once(taken: set):
     """A trial function whose first call on seed 0 finds the trial taken over while it was suspended:
     the taker (run here, for the test) finishes it, and this call reports the trial handed over."""
-    from noisybench.core.layout import HANDED_OVER
+    from noisybench.results.outcome import TrialOutcome
 
     def trial_fn(s, root, **kwargs):
         if s.seed == 0 and not taken:
             taken.add(s.dirname)
             run_trial(s, root, **kwargs)  # the other host's work
-            return {"state": HANDED_OVER, "holder": "pid 4242 on node-b"}
+            return TrialOutcome.handed_over("pid 4242 on node-b")
         return run_trial(s, root, **kwargs)
 
     return trial_fn
@@ -158,19 +158,92 @@ def test_a_batch_task_waits_for_a_trial_it_handed_over_and_does_not_claim_it(tmp
 
 
 def test_a_packed_sweep_counts_a_handed_over_trial(tmp_path, monkeypatch, capsys):
-    from noisybench.bench import launch
+    from noisybench.bench import inline, launch
     from noisybench.core.layout import HANDED_OVER
 
-    def in_this_process(specs, results_root, trial_fn, **kwargs):  # the pool's processes, without the spawn
-        kwargs.pop("trials_per_gpu")
-        for s in specs:
-            yield s, trial_fn(s, results_root, **kwargs)
+    def in_this_process(trials, results_root, trial_fn, trial_kwargs, trials_per_gpu, device):  # the pool, unspawned
+        for s in trials:
+            yield s, trial_fn(s, results_root, device=device, **trial_kwargs)
 
-    monkeypatch.setattr(launch, "run_trials_packed", in_this_process)
+    monkeypatch.setattr(inline, "run_trials_packed", in_this_process)
     counts = launch.run_packed([spec(0, epochs=1), spec(1, epochs=1)], tmp_path, trials_per_gpu=2,
                                trial_fn=handed_over_once(set()), device="cpu")
     assert counts == {"done": 1, "failed": 0, HANDED_OVER: 1}
     assert "(0 failed, 1 handed over)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# One outcome type, one launcher shape, the bookkeeping in the sweep
+# --------------------------------------------------------------------------------------
+def test_the_trial_functions_outcome_is_what_the_store_says(tmp_path):
+    """run_trial's outcome of a trained trial is done.json's numbers; a second call finds it done."""
+    from noisybench.results.outcome import TrialOutcome
+
+    outcome = run_trial(spec(0, epochs=2), tmp_path, device="cpu")
+    done = TrialStore(tmp_path).trial(spec(0, epochs=2)).read_done()
+    assert outcome == TrialOutcome.from_summary(done) and outcome.state == DONE and outcome.epochs == 2
+    again = run_trial(spec(0, epochs=2), tmp_path, device="cpu")
+    assert again.skipped and (again.best, again.last) == (outcome.best, outcome.last)
+
+
+class ScriptedLauncher:
+    """A launcher whose outcomes are given: what the sweep's bookkeeping sees of any launcher."""
+
+    waits = True
+
+    def __init__(self, outcomes):
+        self.outcomes, self.trials = outcomes, []
+
+    def submit(self, trials):
+        self.trials = list(trials)
+
+    def collect(self):
+        for trial in self.trials:
+            yield trial, self.outcomes[trial.seed]
+
+    def where(self):
+        return "on a script"
+
+    def how_to_follow(self):
+        return None
+
+
+def test_the_sweep_counts_what_any_launcher_collects(tmp_path, monkeypatch):
+    """Counts, progress lines, the failed state, a held trial waited for (here: run by the trial
+    function once free) and the closing lines come from the sweep, not from the launcher."""
+    from noisybench.bench import launch
+    from noisybench.results.outcome import TrialOutcome
+
+    outcomes = {0: TrialOutcome.from_summary({"best": 0.9, "best_epoch": 2, "last": 0.8, "seconds": 1.0}),
+                1: TrialOutcome.failed("RuntimeError: boom", 0.5),
+                2: TrialOutcome.held("pid 4242 on node-b")}
+    monkeypatch.setattr(launch, "make_launcher", lambda *args, **kwargs: ScriptedLauncher(outcomes))
+    lines = []
+    counts = launch.run_sweep([spec(seed, epochs=1) for seed in range(3)], tmp_path, echo=lines.append)
+    assert counts == {DONE: 2, FAILED: 1}
+    assert lines[0].startswith("[1/3] standard     sym:0.4    seed 0: best 90.00 (epoch 2) last 80.00  1.0 s  [2 left")
+    assert lines[1].startswith("[2/3] standard     sym:0.4    seed 1: FAILED after 0.5 s: RuntimeError: boom  [1 left")
+    assert lines[2] == f"{spec(2, epochs=1).label()}: being trained by pid 4242 on node-b; waited for after the others"
+    assert lines[3].startswith("[3/3] standard     sym:0.4    seed 2: best ")  # trained here once free
+    assert lines[4].startswith("3 trials run in ") and lines[4].endswith(" s (1 failed) on a script")
+    assert lines[5].startswith("1 trials did not finish: `bench status --results")
+    assert TrialStore(tmp_path).state(spec(2, epochs=1)) == DONE
+
+
+def test_following_a_job_that_died_reports_its_trials_failed_and_resumable(tmp_path):
+    """The local and slurm launchers' collect: a trial its (dead) job left incomplete, and one it
+    never started, end the follow as failed for this sweep; the store keeps the first resumable."""
+    from noisybench.slurm.follow import follow
+
+    root = tmp_path / "runs"
+    started, never = spec(0), spec(1)
+    write_trial(root, started, 2, None)
+    write_submission(root, "dead", [("999999999", [started, never])])
+    (first, a), (second, b) = list(follow([started, never], root, echo=lambda line: None, poll_s=0))
+    assert (first, second) == (started, never) and a.state == b.state == FAILED
+    assert a.error == "its job ended before the trial finished (incomplete; a rerun resumes it from its last checkpoint)"
+    assert b.error == "its job ended before the trial finished (not started)"
+    assert collect_status(root).trials[started.dirname].state == INCOMPLETE
 
 
 def test_checkpoint_requeues_the_same_batch_with_the_same_trials(tmp_path):
@@ -210,7 +283,7 @@ def test_kill_between_metrics_line_and_checkpoint_neither_loses_nor_repeats_an_e
     monkeypatch.undo()
 
     summary = run_trial(spec(0), tmp_path, device="cpu")
-    assert summary["resumed_from"] == 1
+    assert summary.resumed_from == 1
     assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
@@ -239,7 +312,7 @@ def test_unreadable_checkpoint_restarts_the_trial_without_repeating_epochs(inlin
         checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut by a crash
 
     summary = run_trial(spec(0), tmp_path, device="cpu")
-    assert summary["resumed_from"] == resumed_from
+    assert summary.resumed_from == resumed_from
     assert epoch_metrics(tmp_path, spec(0)) == epoch_metrics(inline_results, spec(0))
 
 
@@ -373,7 +446,7 @@ def test_mem_sizes_in_sbatch_form(text, expected):
 def test_sbatch_script_carries_the_options():
     from submitit.slurm.slurm import _make_sbatch_string
 
-    options = LaunchOptions(launcher="slurm", partition="gpu", time_min=30, gpus_per_task=1, cpus_per_task=4,
+    options = LauncherOptions(launcher="slurm", partition="gpu", time_min=30, gpus_per_task=1, cpus_per_task=4,
                             mem="16G", array_parallelism=2, sbatch_options=(("qos", "high"),),
                             setup_lines=("module load cuda",))
     script = _make_sbatch_string(command="python -m x", folder="/tmp/%j", map_count=5, **options.slurm_parameters())
@@ -385,7 +458,7 @@ def test_sbatch_script_carries_the_options():
 
 def test_trials_are_grouped_per_array_task_or_spread_over_workers():
     specs = [spec(seed) for seed in range(7)]
-    slurm = chunk_trials(specs, LaunchOptions(launcher="slurm", trials_per_job=3), workers=0)
+    slurm = chunk_trials(specs, LauncherOptions(launcher="slurm", trials_per_job=3), workers=0)
     assert [[s.seed for s in chunk] for chunk in slurm] == [[0, 1, 2], [3, 4, 5], [6]]
-    local = chunk_trials(specs, LaunchOptions(launcher="local"), workers=2)
+    local = chunk_trials(specs, LauncherOptions(launcher="local"), workers=2)
     assert [[s.seed for s in chunk] for chunk in local] == [[0, 2, 4, 6], [1, 3, 5]]

@@ -208,8 +208,8 @@ def test_me_momentum_rounds_lr_confident_sets_and_early_stop_are_reported(capsys
 def test_me_momentum_never_runs_past_its_budget_and_says_so(capsys, tmp_path):
     spec = mm_spec(hparams=MM_HP + (("budget_factor", "1"),))
     summary = run_trial(spec, tmp_path, device="cpu")
-    assert summary["epochs"] == 4
-    assert "stopped at its epoch budget (4 epochs" in summary["end_note"]
+    assert summary.epochs == 4
+    assert "stopped at its epoch budget (4 epochs" in summary.end_note
     assert "stopped at its epoch budget" in capsys.readouterr().out
 
 
@@ -238,7 +238,7 @@ def test_me_momentum_resumed_mid_round_reproduces_the_uninterrupted_trial(tmp_pa
     with pytest.raises(Interrupted):
         run_trial(spec, tmp_path / "cut", device="cpu")
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    assert run_trial(spec, tmp_path / "cut", device="cpu")["resumed_from"] == 4
+    assert run_trial(spec, tmp_path / "cut", device="cpu").resumed_from == 4
     assert lines_of(tmp_path / "cut", spec) == lines_of(tmp_path / "whole", spec)
 
 

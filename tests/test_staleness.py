@@ -139,8 +139,8 @@ def test_an_unfinished_stale_trial_is_not_resumed_under_the_new_code(tmp_path, m
     assert main(sweep(tmp_path)) == 2 and "code version 2" in one_error_line(capsys)
     # A worker that skips the sweep's check (its controller ran older code) still does not resume it.
     summary = run_trial(spec(), tmp_path, device="cpu")
-    assert summary["state"] == "failed" and "was started under other code" in summary["error"]
-    assert "--rerun-stale" in summary["error"]
+    assert summary.state == "failed" and "was started under other code" in summary.error
+    assert "--rerun-stale" in summary.error
 
 
 def test_an_unfinished_stale_trial_is_moved_aside_and_trained_from_the_start(tmp_path, monkeypatch, capsys):

@@ -23,6 +23,7 @@ from noisybench.results import lease as lease_module
 from noisybench.results.aggregate import load_trials
 from noisybench.results.integrity import check_store, verify_done
 from noisybench.results.lease import LEASE_FILE, TrialLease, live_holder, read_holder
+from noisybench.results.outcome import TrialOutcome
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, read_checked, write_checked
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -124,11 +125,11 @@ def test_run_trial_leaves_a_held_trial_alone(tmp_path):
     try:
         # The same process cannot take it twice either (the flock is per open file).
         summary = run_trial(s, tmp_path, device="cpu")
-        assert summary["state"] == "held" and str(os.getpid()) in summary["holder"]
+        assert summary.state == "held" and str(os.getpid()) in summary.holder
         assert not TrialStore(tmp_path).trial(s).metrics_file.exists()
     finally:
         lease.release()
-    assert run_trial(s, tmp_path, device="cpu")["epochs"] == 3
+    assert run_trial(s, tmp_path, device="cpu").epochs == 3
 
 
 # --------------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_an_oserror_in_a_trial_is_recorded_as_its_failure(tmp_path, monkeypatch)
 
     monkeypatch.setattr(Trainer, "run", disk_full)
     summary = trial_module.run_trial(spec(), tmp_path, device="cpu")
-    assert summary["state"] == "failed" and "No space left" in summary["error"]
+    assert summary.state == "failed" and "No space left" in summary.error
     assert TrialStore(tmp_path).trial(spec()).state == "failed"
 
 
@@ -406,7 +407,7 @@ def test_a_trial_that_lost_its_lease_stops_without_touching_its_files(tmp_path, 
         before.update({p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file()})
 
     trial, summary = suspended_and_taken_over(tmp_path, monkeypatch, 2, snapshot)
-    assert summary == {"state": "handed over", "holder": "pid 4242 on node-b"}
+    assert summary == TrialOutcome.handed_over("pid 4242 on node-b")
     after = {p.name: p.read_bytes() for p in trial.path.iterdir() if p.is_file()}
     assert after == before  # not one more metrics line, checkpoint, done.json or failed.json
     assert [json.loads(line)["epoch"] for line in trial.metrics_file.read_text().splitlines()] == [1, 2]
@@ -426,7 +427,7 @@ def test_a_write_that_fails_after_the_takeover_is_not_recorded_as_a_failure(tmp_
         monkeypatch.setattr(TrialDir, "save_checkpoint", save_checkpoint)
 
     trial, summary = suspended_and_taken_over(tmp_path, monkeypatch, 1, frozen_inside_the_write)
-    assert summary["state"] == "handed over", summary
+    assert summary.state == "handed over", summary
     assert not trial.failed_file.exists() and not trial.done_file.exists()
 
 
@@ -443,7 +444,7 @@ def test_an_inline_sweep_counts_a_handed_over_trial_and_waits_for_its_taker(tmp_
         if s.seed == 0 and not taken:
             taken["yes"] = True  # the other host takes it over and finishes it while we train seed 1
             fake_trial(Path(root), s, accs=(0.5, 0.6))
-            return {"state": HANDED_OVER, "holder": "pid 4242 on node-b"}
+            return TrialOutcome.handed_over("pid 4242 on node-b")
         return run_trial(s, root, **kwargs)
 
     counts = launch.run_inline(specs, tmp_path, trial_fn=trial_fn, device="cpu")
@@ -512,7 +513,7 @@ def test_a_cpu_resume_runs_on_the_thread_count_it_started_with(tmp_path, monkeyp
         assert torch.get_num_threads() == 2  # restored afterwards
     finally:
         torch.set_num_threads(1)
-    assert summary["resumed_from"] == 2 and seen == [1, 1]
+    assert summary.resumed_from == 2 and seen == [1, 1]
     assert "resumed on 1 CPU threads" in capsys.readouterr().out
 
 

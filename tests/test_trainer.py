@@ -53,7 +53,7 @@ def test_killed_trial_is_never_counted_and_resumes_to_the_uninterrupted_result(t
     assert load_trials(tmp_path / "cut").empty  # an incomplete trial never reaches a table
 
     summary = run_trial(spec, tmp_path / "cut", device="cpu")
-    assert summary["resumed_from"] == 3
+    assert summary.resumed_from == 3
     assert trial.state == DONE
     assert epoch_metrics(tmp_path / "cut", spec) == whole
 
@@ -115,7 +115,7 @@ def test_non_finite_loss_fails_the_trial_visibly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(standard.Standard, "train_step", nan_loss)
     summary = run_trial(tiny_spec(), tmp_path, device="cpu")
-    assert summary["state"] == "failed" and "non-finite training loss" in summary["error"]
+    assert summary.state == "failed" and "non-finite training loss" in summary.error
 
 
 def test_done_marker_and_spec_record(tmp_path):

@@ -25,8 +25,9 @@ from noisybench.methods.rule_versions import rule_versions
 @dataclass(frozen=True)
 class ResolvedTrial:
     """One trial with everything that decides its numbers resolved (plain data: picklable for the
-    packed and submitit launchers).  It answers to the spec's names (``dirname``, ``label()`` ...),
-    so the launchers and the store treat it as the trial it is."""
+    inline launcher's packed processes and the local and slurm launchers' jobs).  It answers to the
+    spec's names (``dirname``, ``label()`` ...), so the launchers and the store treat it as the trial
+    it is."""
 
     spec: TrialSpec
     recipe: Recipe

@@ -19,11 +19,12 @@ from noisybench.bench.trainer.records import spec_record
 from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.bench.trainer.setup import setup_trial
 from noisybench.core.errors import BenchError
-from noisybench.core.layout import DONE, HANDED_OVER, HELD, INCOMPLETE
+from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.core.rules import recorded_rule_versions, rule_difference
 from noisybench.core.spec import TrialSpec
 from noisybench.results.integrity import move_aside_contents, verify_done
 from noisybench.results.lease import LeaseLost, TrialLease
+from noisybench.results.outcome import TrialOutcome
 from noisybench.results.store import DamagedTrial, TrialDir, TrialStore, atomic_write_json
 from noisybench.results.summary import best_and_last
 
@@ -51,8 +52,8 @@ def stored_record(trial: TrialDir) -> dict | None:
 
 def run_trial(spec: ResolvedTrial | TrialSpec, results_root, *, device: str | torch.device | None = None, data_root=None,
               show_progress: bool = False, checkpoint_every: int = 1, feature_epochs: tuple[int, ...] = (),
-              memory_format: str | None = None, fused: bool | None = None, autotune: bool | None = None) -> dict:
-    """Run (or resume) one resolved trial into the store and return its summary (a bare TrialSpec,
+              memory_format: str | None = None, fused: bool | None = None, autotune: bool | None = None) -> TrialOutcome:
+    """Run (or resume) one resolved trial into the store and return how it ended (a bare TrialSpec,
     built by hand, is resolved once on the way in: bench/trainer/resolve.py).
 
     ``feature_epochs``: 1-based epochs after whose evaluation the training set's penultimate
@@ -60,9 +61,9 @@ def run_trial(spec: ResolvedTrial | TrialSpec, results_root, *, device: str | to
     ``memory_format``, ``fused``, ``autotune``: run settings (bench/trainer/arithmetic.py; None:
     the device's default), recorded in spec.json.
 
-    A trial held by another live process is left alone: the summary's state is ``held`` and its
+    A trial held by another live process is left alone: the outcome's state is ``held`` and its
     ``holder`` says who.  A trial that raises is recorded as failed (failed.json with the
-    traceback) and its summary says so; the caller's sweep goes on.  KeyboardInterrupt leaves it
+    traceback) and its outcome says so; the caller's sweep goes on.  KeyboardInterrupt leaves it
     incomplete.  A trial whose lease another process took while this one was suspended (every
     write checks the lease first) is left to it at once, untouched, in one line: its state is
     ``handed over``.  An OSError that cannot even be recorded (a read-only directory, a full
@@ -76,7 +77,7 @@ def run_trial(spec: ResolvedTrial | TrialSpec, results_root, *, device: str | to
         raise BenchError(f"{trial.path}: cannot take the trial ({err.strerror}); make the results directory "
                          "writable (and free space), or pass another --results") from None
     if not acquired:
-        return {"state": HELD, "holder": lease.holder.describe()}
+        return TrialOutcome.held(lease.holder.describe())
     trial.fence = lease.check
     try:
         return _run_held_trial(spec, trial, results_root, device=device, data_root=data_root,
@@ -85,18 +86,18 @@ def run_trial(spec: ResolvedTrial | TrialSpec, results_root, *, device: str | to
                                settings=dict(memory_format=memory_format, fused=fused, autotune=autotune))
     except LeaseLost as lost:
         print(f"{spec.label()}: {lost}", flush=True)
-        return {"state": HANDED_OVER, "holder": lost.holder.describe() if lost.holder else "another process"}
+        return TrialOutcome.handed_over(lost.holder.describe() if lost.holder else "another process")
     finally:
         lease.release()
 
 
 def _run_held_trial(spec: ResolvedTrial | TrialSpec, trial: TrialDir, results_root, *, device, data_root, show_progress,
-                    checkpoint_every, feature_epochs, settings: dict) -> dict:
+                    checkpoint_every, feature_epochs, settings: dict) -> TrialOutcome:
     trial.remove_leftovers()  # temporary files of a writer killed mid-write
     if trial.state == DONE:
         try:
             verify_done(trial)
-            return {**trial.read_done(), "skipped": True}
+            return TrialOutcome.from_summary(trial.read_done(), skipped=True)
         except DamagedTrial as err:
             trial.check_fence()
             moved = move_aside_contents(trial, results_root)
@@ -140,7 +141,7 @@ def _run_held_trial(spec: ResolvedTrial | TrialSpec, trial: TrialDir, results_ro
             if trainer.end_note:
                 summary["end_note"] = trainer.end_note
             trial.mark_done(summary)
-            return summary
+            return TrialOutcome.from_summary(summary)
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 -- a failing trial is recorded, the sweep goes on
@@ -159,4 +160,4 @@ def _run_held_trial(spec: ResolvedTrial | TrialSpec, trial: TrialDir, results_ro
             raise BenchError(f"{where}: {getattr(exc, 'strerror', None) or error}, and the failure cannot be "
                              f"recorded ({cannot_record.strerror}); free space or make {trial.path.parent} "
                              "writable, then rerun") from None
-        return {"state": "failed", "error": error, "seconds": time.perf_counter() - started}
+        return TrialOutcome.failed(error, time.perf_counter() - started)
