@@ -216,8 +216,8 @@ def test_me_momentum_never_runs_past_its_budget_and_says_so(capsys, tmp_path):
 def test_me_momentum_finishing_at_the_last_epoch_of_its_budget_says_so(tmp_path):
     spec = mm_spec(hparams=MM_HP + (("budget_factor", "1.5"),))  # its rule ends it at epoch 6 of 6
     summary = run_trial(spec, tmp_path, device="cpu")
-    assert summary["epochs"] == 6
-    assert summary["end_note"].startswith("finished at epoch 6, the last of its budget: Me-Momentum's loops ended")
+    assert summary.epochs == 6
+    assert summary.end_note.startswith("finished at epoch 6, the last of its budget: Me-Momentum's loops ended")
 
 
 class Interrupted(BaseException):
@@ -252,7 +252,7 @@ def test_a_stopped_me_momentum_killed_before_done_json_resumes_into_training_not
     monkeypatch.undo()
     assert TrialStore(tmp_path / "cut").trial(spec).checkpointed_epoch() == 6
     again = run_trial(spec, tmp_path / "cut", device="cpu", checkpoint_every=4)
-    assert again["resumed_from"] == 6 and again["end_note"] == whole["end_note"]
+    assert again.resumed_from == 6 and again.end_note == whole.end_note
     assert lines_of(tmp_path / "cut", spec) == lines_of(tmp_path / "whole", spec)
 
 
