@@ -268,9 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(p)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     add_arithmetic_arguments(p)
-    p.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
-                   help="run K trials at once on each GPU, one process each, when one trial cannot fill it "
-                        "(on the CPU: K processes sharing its cores); `bench speed --pack 1,2,4,8` measures the gain")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
                    help="save a resumable checkpoint every N epochs (default 1)")
     p.add_argument("--save-features", default=None, metavar="EPOCHS",

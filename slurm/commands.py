@@ -40,6 +40,9 @@ def add_launcher_arguments(p: argparse.ArgumentParser) -> None:
                              "slurm run them through submitit and follow them (bench status shows where they are)")
     g.add_argument("--launcher", choices=LAUNCHERS, default="inline",
                    help="inline: in this process; local: --workers parallel processes; slurm: one job array")
+    g.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
+                   help="inline: run K trials at once on each GPU, one process each, when one trial cannot fill it "
+                        "(on the CPU: K processes sharing its cores); `bench speed --pack 1,2,4,8` measures the gain")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local: N parallel processes (default: one per GPU, else 2); each keeps torch's CPU "
                         "threads, as inline does (same numbers); OMP_NUM_THREADS=M splits the cores instead")
