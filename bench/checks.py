@@ -13,7 +13,7 @@ from noisybench.bench.staleness import check_stale, set_aside_stale
 from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.core.errors import BenchError
 from noisybench.core.layout import DONE, INCOMPLETE
-from noisybench.results.integrity import damage, move_aside_if_damaged, verify_done
+from noisybench.results.integrity import damage, move_aside_if_damaged, stored_trial_record, verify_done
 from noisybench.results.lease import live_holder
 from noisybench.results.store import DamagedTrial, TrialStore
 
@@ -25,17 +25,10 @@ def recipe_changes(stored: dict, current: dict) -> list[str]:
 
 
 def stored_records(specs: list[ResolvedTrial], store: TrialStore) -> list[tuple[ResolvedTrial, dict]]:
-    """(spec, spec.json) of every done or incomplete trial whose record can be read (a damaged one
-    is dealt with by :func:`pending_trials`)."""
-    out = []
-    for spec in specs:
-        trial = store.trial(spec)
-        if trial.state in (DONE, INCOMPLETE) and trial.spec_file.exists():
-            try:
-                out.append((spec, trial.read_spec()))
-            except DamagedTrial:
-                pass
-    return out
+    """(spec, spec.json) of every done or incomplete trial whose record can be read and is its own (a
+    damaged one is dealt with by :func:`pending_trials`)."""
+    records = ((spec, stored_trial_record(store.trial(spec))) for spec in specs)
+    return [(spec, record) for spec, record in records if record is not None]
 
 
 def hparam_changes(stored: dict, trial: ResolvedTrial) -> list[str]:

@@ -24,10 +24,9 @@ import noisybench.datasets as datasets
 import noisybench.noise as noise
 from noisybench.bench.trainer.resolve import ResolvedTrial
 from noisybench.core.errors import BenchError
-from noisybench.core.layout import DONE, INCOMPLETE
 from noisybench.core.rules import recorded_rule_versions, rule_difference
-from noisybench.results.integrity import STALE_DIR, check_name, move_aside_if_damaged
-from noisybench.results.store import DamagedTrial, TrialDir, TrialStore
+from noisybench.results.integrity import STALE_DIR, move_aside_if_damaged, stored_trial_record
+from noisybench.results.store import TrialDir, TrialStore
 
 RERUN_FLAG = "--rerun-stale"
 
@@ -71,27 +70,13 @@ def why_stale(spec: ResolvedTrial, record: dict, fingerprints: LabelFingerprints
     return None
 
 
-def _stored_record(trial: TrialDir) -> dict | None:
-    """spec.json of a finished or unfinished trial; None for none, a failed one (it is trained
-    again anyway) or a damaged one -- unreadable, or another trial's record copied here --, which
-    results/integrity.py moves aside to .damaged/ instead."""
-    if trial.state not in (DONE, INCOMPLETE) or not trial.spec_file.exists():
-        return None
-    try:
-        record = trial.read_spec()
-        check_name(trial, record)
-    except DamagedTrial:
-        return None
-    return record
-
-
 def find_stale(specs: list[ResolvedTrial], results_root, fingerprints: LabelFingerprints) -> list[StaleTrial]:
     """Every stored trial of ``specs`` that is stale, in the sweep's order."""
     store = TrialStore(results_root)
     found = []
     for spec in specs:
         trial = store.trial(spec)
-        record = _stored_record(trial)
+        record = stored_trial_record(trial)
         why = why_stale(spec, record, fingerprints) if record is not None else None
         if why is not None:
             found.append(StaleTrial(spec, trial, why))
@@ -125,7 +110,7 @@ def set_aside_stale(specs: list[ResolvedTrial], results_root, echo: Callable[[st
     stale = check_stale(specs, results_root, rerun=rerun, fingerprints=fingerprints)
     for item in stale.values():
         def still_stale(trial: TrialDir, spec: ResolvedTrial = item.spec) -> str | None:
-            record = _stored_record(trial)
+            record = stored_trial_record(trial)
             return why_stale(spec, record, fingerprints) if record is not None else None
 
         moved = move_aside_if_damaged(item.trial, results_root, still_stale, aside=STALE_DIR)

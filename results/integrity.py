@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from noisybench.core.layout import DONE, SUBMISSION_DIR
+from noisybench.core.layout import DONE, INCOMPLETE, SUBMISSION_DIR
 from noisybench.core.spec import TrialSpec
 from noisybench.results.lease import LEASE_FILE, LOCK_FILE, TrialLease
 from noisybench.results.respelt import respelt_trial
@@ -182,6 +182,21 @@ def refused_checkpoints(trial: TrialDir, repair: bool) -> list[tuple[TrialDir, s
     finally:
         lease.release()
     return [(trial, problem, True) for _, problem in found]
+
+
+def stored_trial_record(trial: TrialDir) -> dict | None:
+    """spec.json of a finished or unfinished trial, for the checks that compare it with today's code
+    (bench/checks.py, bench/staleness.py); None for none, a failed trial (it is trained again anyway)
+    or a damaged one -- unreadable, or another trial's record copied here --, which
+    :func:`move_aside_if_damaged` moves aside instead."""
+    if trial.state not in (DONE, INCOMPLETE) or not trial.spec_file.exists():
+        return None
+    try:
+        record = trial.read_spec()
+        check_name(trial, record)
+    except DamagedTrial:
+        return None
+    return record
 
 
 def damage(trial: TrialDir) -> str | None:
